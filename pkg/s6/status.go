@@ -3,6 +3,7 @@ package s6
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -32,7 +33,12 @@ type Status struct {
 	Paused, Finishing, WantUp, Ready bool
 }
 
-// ParseStatus decodes a 35- or 43-byte status file. Any other size is an error.
+// maxPID bounds the pid and pgid fields: pid_t is 32 bits, so a bigger value is a corrupt file
+// (and converting it to int could give a negative pid, which kill(2) reads as a process group).
+const maxPID = math.MaxInt32
+
+// ParseStatus decodes a 35- or 43-byte status file. Any other size is an error, and so is a pid
+// or pgid that does not fit a pid_t. It never panics.
 func ParseStatus(b []byte) (Status, error) {
 	var st Status
 	var wo, fo int
@@ -40,14 +46,22 @@ func ParseStatus(b []byte) (Status, error) {
 	case statusSize:
 		wo, fo = 32, 34
 	case statusSizePGID:
-		st.PGID = int(binary.BigEndian.Uint64(b[32:40]))
+		pgid := binary.BigEndian.Uint64(b[32:40])
+		if pgid > maxPID {
+			return Status{}, fmt.Errorf("status file has pgid %d, out of range", pgid)
+		}
+		st.PGID = int(pgid)
 		wo, fo = 40, 42
 	default:
 		return Status{}, fmt.Errorf("status file has %d bytes, want %d or %d", len(b), statusSize, statusSizePGID)
 	}
 	st.Stamp = tain(b[0:12])
 	st.ReadyStamp = tain(b[12:24])
-	st.PID = int(binary.BigEndian.Uint64(b[24:32]))
+	pid := binary.BigEndian.Uint64(b[24:32])
+	if pid > maxPID {
+		return Status{}, fmt.Errorf("status file has pid %d, out of range", pid)
+	}
+	st.PID = int(pid)
 	st.WStat = binary.BigEndian.Uint16(b[wo : wo+2])
 	f := b[fo]
 	st.Paused, st.Finishing, st.WantUp, st.Ready = f&1 != 0, f&2 != 0, f&4 != 0, f&8 != 0
@@ -92,6 +106,9 @@ type Supervision struct {
 	HasStatus bool
 	// Status is the decoded status file (zero unless HasStatus).
 	Status Status
+	// Changed is the status file's mtime: s6-supervise rewrites it on every change of the
+	// supervisor's state (want up/down included), so it dates the last change anyone made.
+	Changed time.Time
 }
 
 // WantUp reports whether a live supervisor wants the service up.

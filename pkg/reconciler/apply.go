@@ -1,0 +1,205 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// Services starts and stops supervised services. *s6.Client implements it.
+type Services interface {
+	Up(ctx context.Context, dir string) error
+	Down(ctx context.Context, dir string) error
+	DownWait(ctx context.Context, dir string, wait time.Duration) error
+}
+
+// Scanner tells s6-svscan to rescan its scandir. *s6.Client implements it.
+type Scanner interface {
+	Rescan(ctx context.Context, scandir string) error
+	RescanPrune(ctx context.Context, scandir string) error
+}
+
+// StaleCleaner unlinks a profile's stale runtime files on the boot pass.
+type StaleCleaner func(profile string) (removed []string, err error)
+
+// Executor applies actions to the scandir and s6. Every action is idempotent.
+type Executor struct {
+	Scandir  string
+	Services Services
+	Scanner  Scanner
+	// Owner, when set, owns the supervise skeleton of new slots.
+	Owner *s6.Owner
+	// CleanStale unlinks stale runtime files (nil: clean-stale is a no-op).
+	CleanStale StaleCleaner
+	// UnregisterTimeout bounds the wait for a slot to go down before it is removed.
+	UnregisterTimeout time.Duration
+	// PickupTimeout bounds the wait for s6-svscan to supervise a new slot (default 2 s).
+	PickupTimeout time.Duration
+}
+
+// Result is the outcome of applying one batch of actions.
+type Result struct {
+	// Started lists the profiles the controller started (by start, or by creating an up slot).
+	Started []string
+	// Errors maps a profile (or a staging entry) to the first error of its actions; later
+	// actions of a failed profile are skipped.
+	Errors map[string]error
+}
+
+// Err joins every error of the result, or nil.
+func (r Result) Err() error {
+	var errs []error
+	for _, err := range r.Errors {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// phase orders actions: file work first, then one scan, then process control, then removal.
+func phase(k Kind) int {
+	switch k {
+	case CleanStaging, CleanStale:
+		return 0
+	case Update, Mark:
+		return 1
+	case Create, Rescan:
+		return 2
+	case Start, Stop:
+		return 3
+	default: // Unregister
+		return 4
+	}
+}
+
+// Apply runs the actions in phase order. It keeps going after an error, skipping only the
+// later actions of the profile that failed. After all creates and rescans it runs one
+// s6-svscanctl -a; after all unregisters one s6-svscanctl -an.
+func (e *Executor) Apply(ctx context.Context, actions []Action) Result {
+	res := Result{Errors: map[string]error{}}
+	fail := func(key string, err error) {
+		if _, ok := res.Errors[key]; !ok {
+			res.Errors[key] = err
+		}
+	}
+	var picked []Action
+	var unregistered []string
+	for ph := 0; ph <= 4; ph++ {
+		for _, a := range actions {
+			if phase(a.Kind) != ph {
+				continue
+			}
+			key := a.Profile
+			if key == "" {
+				key = a.Slot
+			}
+			if _, failed := res.Errors[key]; failed {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				fail(key, fmt.Errorf("%s: %w", a, err))
+				continue
+			}
+			if err := e.apply(ctx, a); err != nil {
+				fail(key, fmt.Errorf("%s: %w", a, err))
+				continue
+			}
+			switch a.Kind {
+			case Create, Rescan:
+				picked = append(picked, a)
+			case Start:
+				res.Started = append(res.Started, a.Profile)
+			case Unregister:
+				unregistered = append(unregistered, a.Profile)
+			}
+		}
+		if ph == 2 && len(picked) > 0 {
+			e.pickup(ctx, picked, &res, fail)
+		}
+	}
+	if len(unregistered) > 0 {
+		if err := e.Scanner.RescanPrune(ctx, e.Scandir); err != nil {
+			for _, p := range unregistered {
+				fail(p, err)
+			}
+		}
+	}
+	return res
+}
+
+// pickup runs one s6-svscanctl -a and waits for each new slot's supervisor. A failed scan
+// leaves the slots published and consistent; the next pass sees them unsupervised and rescans.
+func (e *Executor) pickup(ctx context.Context, picked []Action, res *Result, fail func(string, error)) {
+	if err := e.Scanner.Rescan(ctx, e.Scandir); err != nil {
+		for _, a := range picked {
+			fail(a.Profile, fmt.Errorf("%s: %w", a, err))
+		}
+		return
+	}
+	timeout := e.PickupTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	for _, a := range picked {
+		if err := s6.WaitSupervised(ctx, filepath.Join(e.Scandir, a.Slot), timeout); err != nil {
+			fail(a.Profile, fmt.Errorf("%s: %w", a, err))
+			continue
+		}
+		if a.Kind == Create && !a.Down {
+			res.Started = append(res.Started, a.Profile)
+		}
+	}
+}
+
+func (e *Executor) apply(ctx context.Context, a Action) error {
+	dir := filepath.Join(e.Scandir, a.Slot)
+	switch a.Kind {
+	case CleanStaging:
+		return s6.RemoveStaging(e.Scandir, a.Slot)
+	case CleanStale:
+		if e.CleanStale == nil {
+			return nil
+		}
+		_, err := e.CleanStale(a.Profile)
+		return err
+	case Update:
+		for _, f := range a.Files {
+			if err := s6.WriteFile(dir, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	case Mark:
+		return s6.SetDown(dir, a.Down)
+	case Create:
+		return s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner)
+	case Rescan:
+		return nil // batched in pickup
+	case Start:
+		if err := s6.SetDown(dir, false); err != nil {
+			return err
+		}
+		return e.Services.Up(ctx, dir)
+	case Stop:
+		if err := s6.SetDown(dir, true); err != nil {
+			return err
+		}
+		return e.Services.Down(ctx, dir)
+	case Unregister:
+		wait := e.UnregisterTimeout
+		if wait == 0 {
+			wait = 10 * time.Second
+		}
+		// Without a supervisor there is no process to stop (and s6-svc would fail).
+		if sup, err := s6.ReadSupervision(dir); err != nil || sup.Supervised {
+			if err := e.Services.DownWait(ctx, dir, wait); err != nil {
+				return err
+			}
+		}
+		return s6.RemoveSlot(e.Scandir, a.Slot)
+	}
+	return fmt.Errorf("unknown action kind %q", a.Kind)
+}

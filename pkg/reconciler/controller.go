@@ -1,0 +1,442 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/internal/volume"
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/observed"
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// BootMarker is the file in the runtime dir whose presence means the boot pass is done.
+const BootMarker = "boot-done"
+
+// BootLogger appends the boot pass's lines to the boot log.
+type BootLogger func(lines []string) error
+
+// Options configure a Controller. Zero durations take the defaults.
+type Options struct {
+	HermesHome, Scandir, RuntimeDir string
+	// Services and Scanner drive s6 (usually the same *s6.Client).
+	Services Services
+	Scanner  Scanner
+	Renderer *Renderer
+	// Owner, when set, owns the supervise skeleton of new slots.
+	Owner *s6.Owner
+	Rules Rules
+	// ResyncPeriod is the periodic full resync (default 10 s).
+	ResyncPeriod time.Duration
+	// UnregisterTimeout bounds the wait for down before a slot is removed (default 10 s).
+	UnregisterTimeout time.Duration
+	// CleanStale and BootLog write the two things the controller writes under HERMES_HOME.
+	CleanStale StaleCleaner
+	BootLog    BootLogger
+	// Log receives structured logs; Now is the clock.
+	Log logr.Logger
+	Now func() time.Time
+	// Workers is the number of keys reconciled in parallel (default 2); a key never runs twice at once.
+	Workers int
+}
+
+func (o *Options) defaults() {
+	if o.ResyncPeriod <= 0 {
+		o.ResyncPeriod = 10 * time.Second
+	}
+	if o.UnregisterTimeout <= 0 {
+		o.UnregisterTimeout = 10 * time.Second
+	}
+	if o.Rules.SettlePeriod <= 0 {
+		o.Rules.SettlePeriod = 15 * time.Second
+	}
+	if o.Rules.MinUptime <= 0 {
+		o.Rules.MinUptime = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+}
+
+// Controller reconciles profiles into s6 slots.
+type Controller struct {
+	opts   Options
+	loader desired.Loader
+	exec   *Executor
+
+	memOnce  sync.Once
+	saveMu   sync.Mutex // serialises writes of the memory file
+	mu       sync.Mutex
+	mem      map[string]Memory
+	pending  map[string]string
+	reported map[string]string // last problem logged per key, to log changes only
+}
+
+// New returns a Controller. It does not touch the file system.
+func New(opts Options) *Controller {
+	opts.defaults()
+	return &Controller{
+		opts:   opts,
+		loader: desired.Loader{Home: opts.HermesHome},
+		exec: &Executor{
+			Scandir: opts.Scandir, Services: opts.Services, Scanner: opts.Scanner, Owner: opts.Owner,
+			CleanStale: opts.CleanStale, UnregisterTimeout: opts.UnregisterTimeout,
+		},
+		mem:      map[string]Memory{},
+		pending:  map[string]string{},
+		reported: map[string]string{},
+	}
+}
+
+// BootPending reports whether the boot pass has not run since the runtime dir was created.
+func (c *Controller) BootPending() bool {
+	_, err := os.Lstat(filepath.Join(c.opts.RuntimeDir, BootMarker))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// Line is one profile's outcome of a pass.
+type Line struct {
+	Profile, PriorState, Action string
+	Err                         error
+}
+
+// String renders the line as `reconcile` prints it.
+func (l Line) String() string {
+	s := fmt.Sprintf("reconcile: profile=%s prior_state=%s action=%s", l.Profile, l.PriorState, l.Action)
+	if l.Err != nil {
+		s += " error=" + strings.ReplaceAll(l.Err.Error(), "\n", "; ")
+	}
+	return s
+}
+
+// Report is the outcome of a full pass.
+type Report struct {
+	Lines   []Line
+	Actions []Action
+	// Problems are profiles that were reported and skipped.
+	Problems []desired.Problem
+	Foreign  []observed.Foreign
+	// Err is set when the pass could not run or some action failed.
+	Err error
+}
+
+// snapshot reads full desired and observed state and renders every profile.
+func (c *Controller) snapshot() (desired.State, observed.State, map[string][]s6.File, []desired.Problem, error) {
+	d := c.loader.Load()
+	o, err := observed.Read(c.opts.Scandir)
+	if err != nil {
+		return d, o, nil, nil, fmt.Errorf("read scandir: %w", err)
+	}
+	files := make(map[string][]s6.File, len(d.Profiles))
+	problems := append([]desired.Problem(nil), d.Problems...)
+	for _, p := range d.Profiles {
+		f, err := c.opts.Renderer.Render(p)
+		if err != nil {
+			problems = append(problems, desired.Problem{Name: p.Name, Path: p.Dir, Err: err})
+			continue
+		}
+		files[p.Name] = f
+	}
+	return d, o, files, problems, nil
+}
+
+// Pass runs one full pass over every profile: the boot column when boot is set (then also
+// stale-file cleanup, the boot log and the boot marker). With dryRun it only plans.
+func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
+	c.loadMemory()
+	now := c.opts.Now()
+	d, o, files, problems, err := c.snapshot()
+	if err != nil {
+		return Report{Err: err}
+	}
+	c.mu.Lock()
+	mem := make(map[string]Memory, len(c.mem))
+	for k, v := range c.mem {
+		mem[k] = v
+	}
+	c.mu.Unlock()
+	actions, decisions := Plan(FullInput{Boot: boot, Now: now, Desired: d, Observed: o, Files: files, Memory: mem}, c.opts.Rules)
+	rep := Report{Actions: actions, Problems: problems, Foreign: o.Foreign}
+	res := Result{Errors: map[string]error{}}
+	if !dryRun {
+		res = c.exec.Apply(ctx, actions)
+		c.commit(decisions, res, now)
+		rep.Err = res.Err()
+	}
+	byProfile := map[string][]Action{}
+	for _, a := range actions {
+		byProfile[a.Profile] = append(byProfile[a.Profile], a)
+	}
+	for _, p := range d.Profiles {
+		if _, ok := files[p.Name]; !ok {
+			continue
+		}
+		rep.Lines = append(rep.Lines, Line{
+			Profile: p.Name, PriorState: p.PriorState(),
+			Action: outcome(boot, p.IntentAt(boot), byProfile[p.Name], decisions[p.Name]),
+			Err:    res.Errors[p.Name],
+		})
+	}
+	for _, pr := range problems {
+		rep.Lines = append(rep.Lines, Line{Profile: problemName(pr), PriorState: "None", Action: "skipped", Err: pr.Err})
+	}
+	for _, a := range actions {
+		if a.Kind == Unregister {
+			rep.Lines = append(rep.Lines, Line{Profile: a.Profile, PriorState: "None", Action: "unregistered", Err: res.Errors[a.Profile]})
+		}
+	}
+	if boot && !dryRun {
+		if err := c.finishBoot(now, rep.Lines); err != nil {
+			rep.Err = errors.Join(rep.Err, err)
+		}
+	}
+	return rep
+}
+
+func problemName(p desired.Problem) string {
+	if p.Name == "" {
+		return "-"
+	}
+	return strings.ToValidUTF8(strings.Map(func(r rune) rune {
+		if r < 0x21 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, p.Name), "?")
+}
+
+// finishBoot appends the boot log and writes the boot marker.
+func (c *Controller) finishBoot(now time.Time, lines []Line) error {
+	var errs []error
+	if c.opts.BootLog != nil {
+		var out []string
+		for _, l := range lines {
+			if l.Action == "unregistered" {
+				continue
+			}
+			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l.Action)))
+		}
+		if err := c.opts.BootLog(out); err != nil {
+			errs = append(errs, fmt.Errorf("boot log: %w", err))
+		}
+	}
+	if err := os.MkdirAll(c.opts.RuntimeDir, 0o755); err != nil {
+		errs = append(errs, fmt.Errorf("runtime dir: %w", err))
+	} else if err := os.WriteFile(filepath.Join(c.opts.RuntimeDir, BootMarker), []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		errs = append(errs, fmt.Errorf("boot marker: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func bootAction(a string) string {
+	switch a {
+	case "started", "registered", "skipped":
+		return a
+	case "failed":
+		return "skipped"
+	}
+	return "registered"
+}
+
+// outcome names what a pass did for one profile.
+func outcome(boot bool, intent desired.Intent, acts []Action, d Decision) string {
+	if boot {
+		if intent == desired.Up {
+			return "started"
+		}
+		return "registered"
+	}
+	out := "unchanged"
+	for _, a := range acts {
+		switch a.Kind {
+		case Create:
+			if a.Down {
+				return "registered"
+			}
+			return "started"
+		case Start:
+			return "started"
+		case Stop:
+			return "stopped"
+		case Update, Mark, Rescan:
+			out = "updated"
+		}
+	}
+	if out == "unchanged" && d.Pending != "" {
+		return "pending"
+	}
+	return out
+}
+
+// commit stores the planner's memory, records controller starts, and persists the memory
+// file in the runtime dir when something durable changed (a failure there is logged only).
+func (c *Controller) commit(decisions map[string]Decision, res Result, now time.Time) {
+	c.mu.Lock()
+	before := make(map[string]Memory, len(c.mem))
+	for k, v := range c.mem {
+		before[k] = v
+	}
+	for name, d := range decisions {
+		c.mem[name] = d.Memory
+		if d.Pending != "" {
+			c.pending[name] = d.Pending
+		} else {
+			delete(c.pending, name)
+		}
+	}
+	for _, name := range res.Started {
+		c.mem[name] = c.mem[name].started(now)
+	}
+	c.mu.Unlock()
+	if err := c.persistIfChanged(before); err != nil && !errors.Is(err, errNoChange) {
+		c.opts.Log.Error(err, "Could not persist controller memory")
+	}
+}
+
+// ReconcileKey reconciles one profile key from its full desired and observed state. It
+// returns how long to wait before looking again (0: only on the next event or resync).
+func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Duration, error) {
+	now := c.opts.Now()
+	log := c.opts.Log.WithValues("profile", name)
+	p, present, perr := c.loader.LoadProfile(name)
+	var prof *desired.Profile
+	var files []s6.File
+	if perr == nil && present {
+		f, err := c.opts.Renderer.Render(p)
+		if err != nil {
+			perr = err
+		} else {
+			prof, files = &p, f
+		}
+	}
+	c.report(log, name, "profile", perr)
+	slot, serr := observed.ReadSlot(c.opts.Scandir, name)
+	c.report(log, name, "slot", serr)
+	if serr != nil {
+		return 0, nil // foreign entry: reported, never touched
+	}
+	c.mu.Lock()
+	mem := c.mem[name]
+	c.mu.Unlock()
+	d := PlanProfile(Input{
+		Name: name, Now: now, Profile: prof, Files: files,
+		Keep:   present || !c.profilesListable(),
+		Slot:   slot,
+		Memory: mem,
+	}, c.opts.Rules)
+	actions := d.Actions
+	if staging, err := observed.StagingExists(c.opts.Scandir, name); err == nil && staging {
+		actions = append([]Action{{Kind: CleanStaging, Profile: name, Slot: s6.StagingName(desired.SlotPrefix + name)}}, actions...)
+	}
+	var res Result
+	if len(actions) > 0 {
+		res = c.exec.Apply(ctx, actions)
+		for _, a := range actions {
+			if err := res.Errors[name]; err == nil {
+				log.Info("Applied action", "action", a.String())
+			}
+		}
+	}
+	c.commit(map[string]Decision{name: d}, res, now)
+	if d.Pending != "" {
+		log.V(1).Info("Correction pending", "pending", d.Pending)
+	}
+	return d.RequeueAfter, res.Err()
+}
+
+// report logs a per-key problem once, when it appears or changes, and its clearing.
+func (c *Controller) report(log logr.Logger, name, what string, err error) {
+	key := what + "/" + name
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	c.mu.Lock()
+	prev := c.reported[key]
+	if msg == "" {
+		delete(c.reported, key)
+	} else {
+		c.reported[key] = msg
+	}
+	c.mu.Unlock()
+	switch {
+	case msg != "" && msg != prev:
+		log.Error(err, "Skipped "+what)
+	case msg == "" && prev != "":
+		log.Info("Problem cleared", "was", prev)
+	}
+}
+
+// profilesListable reports whether HERMES_HOME/profiles can be opened as a real directory.
+// When it cannot, no slot is unregistered.
+func (c *Controller) profilesListable() bool {
+	home, err := safefs.OpenDir(c.opts.HermesHome)
+	if err != nil {
+		return false
+	}
+	defer home.Close()
+	pd, err := home.OpenDir("profiles")
+	if err != nil {
+		return false
+	}
+	_, err = pd.ReadDirNames()
+	pd.Close()
+	return err == nil
+}
+
+// Keys lists every key worth a look: "default", entries of profiles/, and slots and staging
+// leftovers in the scandir. Sorted, deduplicated.
+func (c *Controller) Keys() []string {
+	set := map[string]bool{desired.DefaultProfile: true}
+	if home, err := safefs.OpenDir(c.opts.HermesHome); err == nil {
+		if pd, err := home.OpenDir("profiles"); err == nil {
+			names, _ := pd.ReadDirNames()
+			for _, n := range names {
+				if !strings.HasPrefix(n, ".") {
+					set[n] = true
+				}
+			}
+			pd.Close()
+		}
+		home.Close()
+	}
+	if sd, err := safefs.OpenDir(c.opts.Scandir); err == nil {
+		names, _ := sd.ReadDirNames()
+		for _, n := range names {
+			if k, ok := keyForScandirEntry(n); ok {
+				set[k] = true
+			}
+		}
+		sd.Close()
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// keyForScandirEntry maps "gateway-<n>" and ".gateway-<n>.tmp" to n.
+func keyForScandirEntry(name string) (string, bool) {
+	if s6.IsStagingName(name) {
+		return strings.TrimSuffix(strings.TrimPrefix(name, "."+desired.SlotPrefix), ".tmp"), true
+	}
+	if k, ok := strings.CutPrefix(name, desired.SlotPrefix); ok && k != "" {
+		return k, true
+	}
+	return "", false
+}

@@ -1,0 +1,95 @@
+package reconciler
+
+import (
+	"time"
+
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// Backoff bounds for controller-initiated restarts of a crash-looping gateway.
+const (
+	crashBackoffBase  = 10 * time.Second
+	crashBackoffMax   = 5 * time.Minute
+	crashBackoffReset = 10 * time.Minute
+)
+
+// Memory is what the controller remembers about one profile between passes: when the
+// intent last changed, and the crash-loop bookkeeping. It lives in the controller's memory
+// only; a restarted controller starts with none (and so with no backoff).
+type Memory struct {
+	// Seen is false until the profile was first observed.
+	Seen bool
+	// Intent is the runtime intent last seen; IntentSince is when it took that value (the
+	// state file's mtime then), or when the operator last wrote the file while the gateway was down.
+	Intent      desired.Intent
+	IntentSince time.Time
+	// StateModTime is the state file mtime last seen.
+	StateModTime time.Time
+	// StartedAt is when the controller last started the gateway; zero once judged.
+	StartedAt time.Time
+	// Crashed is true when the last down was a controller start that died within MinUptime.
+	Crashed bool
+	// Failures counts consecutive crashes; NextStart is when the next start may happen.
+	Failures  int
+	NextStart time.Time
+}
+
+// backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).
+func backoffDelay(n int) time.Duration {
+	d := crashBackoffBase
+	for i := 1; i < n && d < crashBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, crashBackoffMax)
+}
+
+// observe folds one observation of a profile and its supervisor into m. It is pure.
+func (m Memory) observe(p desired.Profile, sup s6.Supervision, now time.Time, minUptime time.Duration) Memory {
+	since := p.StateModTime
+	if since.IsZero() {
+		since = now
+	}
+	switch {
+	case !m.Seen:
+		m.Seen, m.Intent, m.IntentSince = true, p.Intent, since
+	case p.Intent != m.Intent:
+		// A new intent is a fresh request: it also clears any crash-loop backoff.
+		m.Intent, m.IntentSince = p.Intent, since
+		m.Failures, m.NextStart, m.Crashed = 0, time.Time{}, false
+	case p.StateModTime.After(m.StateModTime) && !sup.Up() && p.StateModTime.After(sup.Changed):
+		// Written after the gateway went down, so not by the gateway: the operator (or the
+		// CLI) wrote the intent again. That is a fresh request too.
+		m.IntentSince = p.StateModTime
+		m.Failures, m.NextStart, m.Crashed = 0, time.Time{}, false
+	}
+	m.StateModTime = p.StateModTime
+
+	if !sup.HasStatus {
+		return m
+	}
+	st := sup.Status
+	if started := m.StartedAt; !started.IsZero() {
+		switch {
+		case !st.WantUp && sup.Changed.After(started):
+			m.StartedAt = time.Time{}
+			if sup.Changed.Sub(started) < minUptime {
+				m.Failures++
+				m.Crashed = true
+				m.NextStart = sup.Changed.Add(backoffDelay(m.Failures))
+			}
+		case st.Up() && now.Sub(started) >= minUptime:
+			m.StartedAt = time.Time{}
+		}
+	}
+	if st.Up() && st.WantUp && now.Sub(st.Stamp) >= crashBackoffReset {
+		m.Failures, m.NextStart, m.Crashed = 0, time.Time{}, false
+	}
+	return m
+}
+
+// started records a start by the controller at now.
+func (m Memory) started(now time.Time) Memory {
+	m.StartedAt, m.Crashed = now, false
+	return m
+}
