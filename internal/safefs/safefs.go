@@ -157,3 +157,26 @@ func splitPath(path string) (dir, name string) {
 	}
 	return ".", path
 }
+
+// Kind names the file type in a stat mode for messages: "a regular file", "a directory",
+// "a symlink", "a FIFO", "a socket", "a character device", "a block device".
+func Kind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFLNK:
+		return "a symlink"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	default:
+		return "a file of unknown type"
+	}
+}

@@ -49,6 +49,9 @@ type Profile struct {
 	// DesiredState and GatewayState are the raw string values from gateway_state.json
 	// ("" when absent or not a string).
 	DesiredState, GatewayState string
+	// DesiredStateJSON and GatewayStateJSON are the same two values as compact JSON text, whatever
+	// their type ("" when the key is absent or null), e.g. `"running"`, `42`. PriorState uses them.
+	DesiredStateJSON, GatewayStateJSON string
 	// HasStateFile reports whether gateway_state.json exists as a regular file.
 	HasStateFile bool
 	// StateModTime is the state file's mtime: when the intent was last written. Zero without a file.
@@ -74,7 +77,7 @@ func (p Profile) IntentAt(boot bool) Intent {
 
 // Problem is a profile directory (or the profiles root) that was reported and skipped.
 type Problem struct {
-	// Name is the entry name under profiles/ ("" for the profiles root itself).
+	// Name is the entry name under profiles/ ("" for the profiles root itself, or HERMES_HOME).
 	Name string
 	// Path is the path that has the problem.
 	Path string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hermes/profile-controller/pkg/s6"
@@ -39,6 +40,35 @@ type Executor struct {
 	UnregisterTimeout time.Duration
 	// PickupTimeout bounds the wait for s6-svscan to supervise a new slot (default 2 s).
 	PickupTimeout time.Duration
+	// ServicesMax is s6-svscan's service limit, loggers included (0: unchecked). A create that
+	// would pass it is refused: on s6 ≥ 2.12 one service too many stops every new one.
+	ServicesMax int
+}
+
+// ErrServiceLimit is returned for a create that would pass s6-svscan's service limit.
+var ErrServiceLimit = errors.New("s6-svscan service limit reached")
+
+// checkServiceLimit refuses a create that would take the scandir past ServicesMax.
+func (e *Executor) checkServiceLimit(a Action) error {
+	if e.ServicesMax <= 0 {
+		return nil
+	}
+	n, err := s6.CountServices(e.Scandir)
+	if err != nil {
+		return err
+	}
+	need := 1
+	for _, f := range a.Files {
+		if strings.HasPrefix(f.Name, "log/") {
+			need = 2
+			break
+		}
+	}
+	if n+need > e.ServicesMax {
+		return fmt.Errorf("%w: %s holds %d services (loggers count) and %s needs %d more, limit %d; raise servicesMax together with s6-svscan's -C/-c, or remove services",
+			ErrServiceLimit, e.Scandir, n, a.Slot, need, e.ServicesMax)
+	}
+	return nil
 }
 
 // Result is the outcome of applying one batch of actions.
@@ -175,6 +205,9 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	case Mark:
 		return s6.SetDown(dir, a.Down)
 	case Create:
+		if err := e.checkServiceLimit(a); err != nil {
+			return err
+		}
 		return s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner)
 	case Rescan:
 		return nil // batched in pickup

@@ -46,6 +46,8 @@ type Options struct {
 	// Log receives structured logs; Now is the clock.
 	Log logr.Logger
 	Now func() time.Time
+	// ServicesMax is s6-svscan's service limit, loggers included (0: unchecked).
+	ServicesMax int
 	// Workers is the number of keys reconciled in parallel (default 2); a key never runs twice at once.
 	Workers int
 }
@@ -94,6 +96,7 @@ func New(opts Options) *Controller {
 		exec: &Executor{
 			Scandir: opts.Scandir, Services: opts.Services, Scanner: opts.Scanner, Owner: opts.Owner,
 			CleanStale: opts.CleanStale, UnregisterTimeout: opts.UnregisterTimeout,
+			ServicesMax: opts.ServicesMax,
 		},
 		mem:      map[string]Memory{},
 		pending:  map[string]string{},
@@ -322,11 +325,19 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 			prof, files = &p, f
 		}
 	}
+	if errors.Is(perr, desired.ErrNotProfile) {
+		perr = nil // a directory without SOUL.md is simply not a profile
+	}
 	c.report(log, name, "profile", perr)
+	var actions []Action
+	if staging, err := observed.StagingExists(c.opts.Scandir, name); err == nil && staging {
+		actions = append(actions, Action{Kind: CleanStaging, Profile: name, Slot: s6.StagingName(desired.SlotPrefix + name)})
+	}
 	slot, serr := observed.ReadSlot(c.opts.Scandir, name)
 	c.report(log, name, "slot", serr)
 	if serr != nil {
-		return 0, nil // foreign entry: reported, never touched
+		// A foreign entry (symlink, file) under a slot name: reported, never touched.
+		return 0, c.exec.Apply(ctx, actions).Err()
 	}
 	c.mu.Lock()
 	mem := c.mem[name]
@@ -337,10 +348,7 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 		Slot:   slot,
 		Memory: mem,
 	}, c.opts.Rules)
-	actions := d.Actions
-	if staging, err := observed.StagingExists(c.opts.Scandir, name); err == nil && staging {
-		actions = append([]Action{{Kind: CleanStaging, Profile: name, Slot: s6.StagingName(desired.SlotPrefix + name)}}, actions...)
-	}
+	actions = append(actions, d.Actions...)
 	var res Result
 	if len(actions) > 0 {
 		res = c.exec.Apply(ctx, actions)

@@ -1,0 +1,8 @@
+// Package volume is the only code that writes under HERMES_HOME: the boot log and the boot-pass
+// stale-file unlinks.
+//
+// Like the readers, it treats everything below HERMES_HOME as untrusted: it walks with openat and
+// O_NOFOLLOW from a descriptor of HERMES_HOME, refuses symlinks and non-regular files, never
+// blocks on a FIFO, and never writes or unlinks through a symlink. It writes nothing else, and
+// nothing at all when it has nothing to write.
+package volume
