@@ -9,7 +9,6 @@ package safefs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -97,8 +96,7 @@ func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
 	if err != nil {
 		return nil, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
 	}
-	f := os.NewFile(uintptr(fd), d.join(name))
-	defer f.Close()
+	defer unix.Close(fd)
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, st, &os.PathError{Op: "stat", Path: d.join(name), Err: err}
 	}
@@ -108,10 +106,24 @@ func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
 	if st.Size > max {
 		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, st.Size, max)}
 	}
-	// The size can change after fstat: read one byte past the cap to notice.
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: err}
+	// Plain read(2) on the raw descriptor (no poller registration); the size can change after
+	// fstat, so read up to one byte past the cap to notice growth.
+	b := make([]byte, 0, min(st.Size, max)+1)
+	for int64(len(b)) <= max {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		b = b[:len(b)+n]
 	}
 	if int64(len(b)) > max {
 		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: limit %d", ErrTooBig, max)}

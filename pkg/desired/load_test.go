@@ -142,7 +142,7 @@ func TestLoadEntries(t *testing.T) {
 		wantPresent bool
 	}{
 		{name: "valid", entry: "assistant", setup: soul("assistant"), wantLoaded: true, wantPresent: true},
-		{name: "valid 243-byte name", entry: strings.Repeat("a", 243), setup: soul(strings.Repeat("a", 243)), wantLoaded: true, wantPresent: true},
+		{name: "valid 242-byte name", entry: strings.Repeat("a", 242), setup: soul(strings.Repeat("a", 242)), wantLoaded: true, wantPresent: true},
 		{name: "dir without SOUL.md", entry: "notes",
 			setup:       func(t *testing.T, home string) { mkdir(t, filepath.Join(home, "profiles", "notes")) },
 			wantPresent: true},
@@ -202,7 +202,7 @@ func TestLoadEntries(t *testing.T) {
 			setup:       func(t *testing.T, home string) { mkdir(t, filepath.Join(home, "profiles", "Notes")) },
 			wantPresent: true},
 	}
-	for _, bad := range []string{"BadName", "-lead", "_lead", "my profile", "my.profile", "a..b", "a\nb", "$(x)", "a;b", "a\xffb", "caf\u00e9", strings.Repeat("a", 244)} {
+	for _, bad := range []string{"BadName", "-lead", "_lead", "my profile", "my.profile", "a..b", "a\nb", "$(x)", "a;b", "a\xffb", "caf\u00e9", strings.Repeat("a", 243)} {
 		tests = append(tests, struct {
 			name        string
 			entry       string

@@ -20,7 +20,7 @@ func TestValidateName(t *testing.T) {
 		{name: "leading digit", in: "0abc"},
 		{name: "trailing hyphen", in: "a-"},
 		{name: "default is a valid name", in: "default"},
-		{name: "243 bytes (slot 251)", in: strings.Repeat("a", 243)},
+		{name: "242 bytes (staging 255)", in: strings.Repeat("a", 242)},
 
 		{name: "empty", in: "", wantErr: "empty"},
 		{name: "uppercase", in: "BadName", wantErr: `has "B" at byte 0`},
@@ -41,8 +41,8 @@ func TestValidateName(t *testing.T) {
 		{name: "non-UTF-8 byte", in: "a\xffb", wantErr: `has "\xff" at byte 1`},
 		{name: "UTF-8 letter", in: "caf\u00e9", wantErr: `at byte 3`},
 		{name: "NUL", in: "a\x00", wantErr: `has "\x00"`},
-		{name: "244 bytes (slot 252)", in: strings.Repeat("a", 244), wantErr: "244 bytes, at most 243"},
-		{name: "255 bytes", in: strings.Repeat("a", 255), wantErr: "at most 243"},
+		{name: "243 bytes (staging 256)", in: strings.Repeat("a", 243), wantErr: "243 bytes, at most 242"},
+		{name: "255 bytes", in: strings.Repeat("a", 255), wantErr: "at most 242"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +73,7 @@ var nameOracle = regexp.MustCompile(NamePattern)
 
 func FuzzValidateName(f *testing.F) {
 	for _, s := range []string{"coder", "a", "0", "my-profile", "assistant_v2", "", "BadName", "-x", "_x",
-		"a b", "..", ".x", "a/b", "a\nb", "$(x)", "\xff", strings.Repeat("a", 243), strings.Repeat("a", 244)} {
+		"a b", "..", ".x", "a/b", "a\nb", "$(x)", "\xff", strings.Repeat("a", 242), strings.Repeat("a", 243)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -88,7 +88,7 @@ func FuzzValidateName(f *testing.F) {
 			}
 			return
 		}
-		if len(name) == 0 || len(name) > 243 || name[0] == '.' || strings.ContainsAny(name, "/ \t\r\n\v\f") {
+		if len(name) == 0 || len(name) > 242 || name[0] == '.' || strings.ContainsAny(name, "/ \t\r\n\v\f") {
 			t.Fatalf("accepted %q", name)
 		}
 		for i := 0; i < len(name); i++ {

@@ -339,6 +339,11 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 		// A foreign entry (symlink, file) under a slot name: reported, never touched.
 		return 0, c.exec.Apply(ctx, actions).Err()
 	}
+	var slotErr error
+	if slot != nil {
+		slotErr = slot.Err
+	}
+	c.report(log, name, "slot state", slotErr)
 	c.mu.Lock()
 	mem := c.mem[name]
 	c.mu.Unlock()

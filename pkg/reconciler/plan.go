@@ -66,6 +66,13 @@ func PlanProfile(in Input, r Rules) Decision {
 		d.Actions = append(d.Actions, Action{Kind: Create, Profile: p.Name, Slot: p.Slot(), Down: intent != desired.Up, Files: in.Files})
 		return d
 	}
+	if slot.Err != nil {
+		// The slot could not be read cleanly (a symlinked or corrupt supervise/status, EACCES):
+		// acting on a guess could restart or stop the wrong thing. Report and look again later.
+		d.RequeueAfter = 10 * time.Second
+		d.Pending = "Blocked: " + slot.Err.Error()
+		return d
+	}
 	if drifted := driftedFiles(in.Files, slot); len(drifted) > 0 {
 		d.Actions = append(d.Actions, Action{Kind: Update, Profile: p.Name, Slot: slot.Name, Files: drifted})
 	}

@@ -1,0 +1,302 @@
+package observed
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockHelperEnv makes the test binary act as a stand-in supervisor: it takes an fcntl write
+// lock on the file named by the variable, prints "locked" and holds it until stdin closes.
+const lockHelperEnv = "OBSERVED_TEST_LOCK_HELPER"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(lockHelperEnv); path != "" {
+		os.Exit(holdLock(path))
+	}
+	os.Exit(m.Run())
+}
+
+func holdLock(path string) int {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("locked")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// holdSupervisorLock starts a child process that holds an fcntl write lock on path, as a live
+// s6-supervise does on supervise/lock, and returns its pid. The child exits when the test ends.
+func holdSupervisorLock(t *testing.T, path string) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	// atexit_sleep_ms: a -race child otherwise lingers 1 s at exit.
+	cmd.Env = append(os.Environ(), lockHelperEnv+"="+path, "GORACE=atexit_sleep_ms=0")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("lock helper: got %q, %v", line, err)
+	}
+	return cmd.Process.Pid
+}
+
+// tree builds test fixtures under a root directory; every helper fails the test on error.
+type tree struct {
+	t    testing.TB
+	root string
+}
+
+func newTree(t testing.TB) tree { return tree{t: t, root: t.TempDir()} }
+
+func (tr tree) path(rel string) string { return filepath.Join(tr.root, rel) }
+
+func (tr tree) dir(rel string) {
+	tr.t.Helper()
+	if err := os.MkdirAll(tr.path(rel), 0o755); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+func (tr tree) file(rel, data string, mode os.FileMode) {
+	tr.t.Helper()
+	tr.dir(filepath.Dir(rel))
+	p := tr.path(rel)
+	if err := os.WriteFile(p, []byte(data), mode); err != nil {
+		tr.t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // WriteFile's mode goes through the umask
+		tr.t.Fatal(err)
+	}
+}
+
+func (tr tree) symlink(target, rel string) {
+	tr.t.Helper()
+	tr.dir(filepath.Dir(rel))
+	if err := os.Symlink(target, tr.path(rel)); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+func (tr tree) fifo(rel string) {
+	tr.t.Helper()
+	tr.dir(filepath.Dir(rel))
+	if err := unix.Mkfifo(tr.path(rel), 0o644); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+// socket leaves a bound unix socket file at rel (a socket cannot be opened, only connected).
+func (tr tree) socket(rel string) {
+	tr.t.Helper()
+	tr.dir(filepath.Dir(rel))
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: tr.path(rel)}); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+// fixture copies testdata/<name> to rel.
+func (tr tree) fixture(name, rel string) []byte {
+	tr.t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	tr.file(rel, string(b), 0o644)
+	return b
+}
+
+// slot writes a complete, well-formed slot gateway-<profile>.
+func (tr tree) slot(profile string) {
+	tr.t.Helper()
+	s := "gateway-" + profile + "/"
+	tr.file(s+"type", "longrun\n", 0o644)
+	tr.file(s+"run", "#!/bin/sh\nexec gateway "+profile+"\n", 0o755)
+	tr.file(s+"finish", "#!/bin/sh\nexit 0\n", 0o755)
+	tr.file(s+"log/run", "#!/bin/sh\nexec logutil-service /var/log/"+profile+"\n", 0o755)
+}
+
+// readWithin runs Read and fails the test if it does not return within a generous deadline,
+// which is how a read that blocks (on a FIFO) shows up.
+func readWithin(t *testing.T, scandir string) (State, error) {
+	t.Helper()
+	type result struct {
+		st  State
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := Read(scandir)
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read blocked for 10s")
+		return State{}, nil
+	}
+}
+
+// snapshot describes every entry under root without following symlinks: type, permissions,
+// size, mtime, ctime, inode and content hash (regular files) or target (symlinks). Access
+// times are left out: reading may update them.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		desc := fmt.Sprintf("%v size=%d mtime=%v ctime=%d.%d ino=%d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano(),
+			st.Ctim.Sec, st.Ctim.Nsec, st.Ino)
+		switch {
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" sha256=%x", sha256.Sum256(b))
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + target
+		}
+		out[p] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func diffSnapshots(before, after map[string]string) string {
+	var lines []string
+	for p, b := range before {
+		if a, ok := after[p]; !ok {
+			lines = append(lines, "- "+p+": "+b)
+		} else if a != b {
+			lines = append(lines, "~ "+p+": "+b+" => "+a)
+		}
+	}
+	for p, a := range after {
+		if _, ok := before[p]; !ok {
+			lines = append(lines, "+ "+p+": "+a)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func profiles(st State) []string {
+	out := make([]string, 0, len(st.Slots))
+	for p := range st.Slots {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func within(t *testing.T, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("call blocked for 10s")
+	}
+}
+
+func mustRemove(tr tree, rel string) {
+	tr.t.Helper()
+	if err := os.Remove(tr.path(rel)); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+// mustChmod sets raw mode bits (os.Chmod would drop 04000-style bits outside os.FileMode).
+func mustChmod(tr tree, rel string, mode uint32) {
+	tr.t.Helper()
+	if err := unix.Chmod(tr.path(rel), mode); err != nil {
+		tr.t.Fatal(err)
+	}
+}
+
+func quoteMap(m map[string]string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	keys := slices.Sorted(maps.Keys(m))
+	for _, k := range keys {
+		v := m[k]
+		if len(v) > 40 {
+			fmt.Fprintf(&b, " %s:%.20q…(%d bytes)", k, v, len(v))
+		} else {
+			fmt.Fprintf(&b, " %s:%q", k, v)
+		}
+	}
+	b.WriteString(" }")
+	return b.String()
+}
+
+func modesString(m map[string]uint32) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&b, " %s:%#o", k, m[k])
+	}
+	b.WriteString(" }")
+	return b.String()
+}

@@ -1,0 +1,401 @@
+package observed
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+func TestReadSlotContents(t *testing.T) {
+	const s = "gateway-a/"
+	full := map[string]string{
+		"type":    "longrun\n",
+		"run":     "#!/bin/sh\nexec gateway a\n",
+		"finish":  "#!/bin/sh\nexit 0\n",
+		"log/run": "#!/bin/sh\nexec logutil-service /var/log/a\n",
+	}
+	fullModes := map[string]uint32{"type": 0o644, "run": 0o755, "finish": 0o755, "log/run": 0o755}
+	without := func(m map[string]string, key string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if k != key {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	withoutMode := func(m map[string]uint32, key string) map[string]uint32 {
+		out := map[string]uint32{}
+		for k, v := range m {
+			if k != key {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	big := strings.Repeat("x", MaxManagedFileSize)
+
+	tests := []struct {
+		name      string
+		build     func(tr tree)
+		wantFiles map[string]string
+		wantModes map[string]uint32
+		wantDown  bool
+	}{
+		{
+			name:      "complete slot",
+			build:     func(tr tree) { tr.slot("a") },
+			wantFiles: full,
+			wantModes: fullModes,
+		},
+		{
+			name:      "empty slot",
+			build:     func(tr tree) { tr.dir("gateway-a") },
+			wantFiles: map[string]string{},
+			wantModes: map[string]uint32{},
+		},
+		{
+			name: "empty files are present",
+			build: func(tr tree) {
+				tr.file(s+"type", "", 0o600)
+			},
+			wantFiles: map[string]string{"type": ""},
+			wantModes: map[string]uint32{"type": 0o600},
+		},
+		{
+			name: "run symlinked to a secret outside is not read",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.file("elsewhere/shadow", "SECRET\n", 0o600)
+				mustRemove(tr, s+"run")
+				tr.symlink(tr.path("elsewhere/shadow"), s+"run")
+			},
+			wantFiles: without(full, "run"),
+			wantModes: withoutMode(fullModes, "run"),
+		},
+		{
+			name: "run as a relative symlink to a regular file is not read",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.file(s+"real-run", "SECRET\n", 0o755)
+				mustRemove(tr, s+"run")
+				tr.symlink("real-run", s+"run")
+			},
+			wantFiles: without(full, "run"),
+			wantModes: withoutMode(fullModes, "run"),
+		},
+		{
+			name: "run as a FIFO does not block",
+			build: func(tr tree) {
+				tr.slot("a")
+				mustRemove(tr, s+"run")
+				tr.fifo(s + "run")
+			},
+			wantFiles: without(full, "run"),
+			wantModes: withoutMode(fullModes, "run"),
+		},
+		{
+			name: "run as a socket",
+			build: func(tr tree) {
+				tr.slot("a")
+				mustRemove(tr, s+"run")
+				tr.socket(s + "run")
+			},
+			wantFiles: without(full, "run"),
+			wantModes: withoutMode(fullModes, "run"),
+		},
+		{
+			name: "run as a directory",
+			build: func(tr tree) {
+				tr.slot("a")
+				mustRemove(tr, s+"run")
+				tr.dir(s + "run")
+			},
+			wantFiles: without(full, "run"),
+			wantModes: withoutMode(fullModes, "run"),
+		},
+		{
+			name: "run one byte over the cap counts as missing",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.file(s+"run", big+"x", 0o755)
+			},
+			wantFiles: without(full, "run"),
+			wantModes: withoutMode(fullModes, "run"),
+		},
+		{
+			name: "run exactly at the cap is read",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.file(s+"run", big, 0o755)
+			},
+			wantFiles: func() map[string]string { m := without(full, "run"); m["run"] = big; return m }(),
+			wantModes: fullModes,
+		},
+		{
+			name: "log symlinked to a directory is not followed",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.file("elsewhere/log/run", "SECRET\n", 0o755)
+				mustRemove(tr, s+"log/run")
+				mustRemove(tr, s+"log")
+				tr.symlink(tr.path("elsewhere/log"), s+"log")
+			},
+			wantFiles: without(full, "log/run"),
+			wantModes: withoutMode(fullModes, "log/run"),
+		},
+		{
+			name: "log as a regular file",
+			build: func(tr tree) {
+				tr.slot("a")
+				mustRemove(tr, s+"log/run")
+				mustRemove(tr, s+"log")
+				tr.file(s+"log", "x", 0o644)
+			},
+			wantFiles: without(full, "log/run"),
+			wantModes: withoutMode(fullModes, "log/run"),
+		},
+		{
+			name: "log/run as a symlink",
+			build: func(tr tree) {
+				tr.slot("a")
+				mustRemove(tr, s+"log/run")
+				tr.symlink("../run", s+"log/run")
+			},
+			wantFiles: without(full, "log/run"),
+			wantModes: withoutMode(fullModes, "log/run"),
+		},
+		{
+			name: "modes keep setuid, setgid and sticky bits",
+			build: func(tr tree) {
+				tr.slot("a")
+				mustChmod(tr, s+"run", 0o4750)
+				mustChmod(tr, s+"finish", 0o2700)
+				mustChmod(tr, s+"type", 0o1444)
+			},
+			wantFiles: full,
+			wantModes: map[string]uint32{"type": 0o1444, "run": 0o4750, "finish": 0o2700, "log/run": 0o755},
+		},
+		{
+			name: "down marker as a regular file",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.file(s+"down", "", 0o644)
+			},
+			wantFiles: full, wantModes: fullModes, wantDown: true,
+		},
+		{
+			name: "down marker as a directory",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.dir(s + "down")
+			},
+			wantFiles: full, wantModes: fullModes, wantDown: true,
+		},
+		{
+			name: "down marker as a dangling symlink",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.symlink("/nowhere", s+"down")
+			},
+			wantFiles: full, wantModes: fullModes, wantDown: true,
+		},
+		{
+			name: "down marker as a FIFO",
+			build: func(tr tree) {
+				tr.slot("a")
+				tr.fifo(s + "down")
+			},
+			wantFiles: full, wantModes: fullModes, wantDown: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTree(t)
+			tc.build(tr)
+			st, err := readWithin(t, tr.root)
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			slot := st.Slots["a"]
+			if slot == nil {
+				t.Fatalf("no slot a in %+v", st)
+			}
+			if slot.Err != nil {
+				t.Errorf("Err = %v", slot.Err)
+			}
+			got := map[string]string{}
+			for k, v := range slot.Files {
+				got[k] = string(v)
+				if bytes.Contains(v, []byte("SECRET")) {
+					t.Errorf("Files[%q] was read through a symlink", k)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.wantFiles) {
+				t.Errorf("Files:\n got %s\nwant %s", quoteMap(got), quoteMap(tc.wantFiles))
+			}
+			if !reflect.DeepEqual(slot.Modes, tc.wantModes) {
+				t.Errorf("Modes = %s, want %s", modesString(slot.Modes), modesString(tc.wantModes))
+			}
+			if slot.Down != tc.wantDown {
+				t.Errorf("Down = %v, want %v", slot.Down, tc.wantDown)
+			}
+			if slot.Supervision != (s6.Supervision{}) {
+				t.Errorf("Supervision = %+v, want zero (no supervise/)", slot.Supervision)
+			}
+		})
+	}
+}
+
+func TestReadSupervision(t *testing.T) {
+	const sup = "gateway-a/supervise/"
+	tests := []struct {
+		name    string
+		fixture string // copied to supervise/status when set
+		build   func(tr tree)
+		lock    string // "": no lock file; "free": an unlocked lock file; "held": locked by a live process
+		// want
+		wantErr       bool
+		wantHasStatus bool
+		wantPID       int
+		wantPGID      int
+		wantFlags     [4]bool // paused, finishing, wantUp, ready
+	}{
+		{
+			name:    "35-byte status (2.11), no lock file",
+			fixture: "2.11.3.2-up.status",
+			// 2.11.3.2 up: pid 19507, flags 0x04
+			wantHasStatus: true, wantPID: 19507, wantFlags: [4]bool{false, false, true, false},
+		},
+		{
+			name:    "43-byte status (2.13), free lock",
+			fixture: "2.13.2.0-up.status",
+			lock:    "free",
+			// 2.13.2.0 up: pid 19386, pgid 19386, flags 0x04
+			wantHasStatus: true, wantPID: 19386, wantPGID: 19386, wantFlags: [4]bool{false, false, true, false},
+		},
+		{
+			name:    "43-byte finishing, held lock",
+			fixture: "2.13.2.0-finishing.status",
+			lock:    "held",
+			// 2.13.2.0 finishing: pid 19437 (finish), flags 0x06
+			wantHasStatus: true, wantPID: 19437, wantPGID: 19437, wantFlags: [4]bool{false, true, true, false},
+		},
+		{
+			name:    "35-byte never started (2.15), held lock",
+			fixture: "2.15.1.0-never-started.status",
+			lock:    "held",
+			// 2.15.1.0 never-started: pid 0, flags 0x09
+			wantHasStatus: true, wantFlags: [4]bool{true, false, false, true},
+		},
+		{
+			name:  "supervise without status, held lock",
+			build: func(tr tree) { tr.dir(sup) },
+			lock:  "held",
+		},
+		{
+			name:  "no supervise directory",
+			build: func(tree) {},
+		},
+		{
+			name:    "status of a wrong size is an error on the slot",
+			build:   func(tr tree) { tr.file(sup+"status", strings.Repeat("\x00", 36), 0o644) },
+			wantErr: true,
+		},
+		{
+			name: "supervise symlinked to a real supervise directory is not followed",
+			build: func(tr tree) {
+				tr.fixture("2.11.3.2-up.status", "elsewhere/supervise/status")
+				tr.symlink(tr.path("elsewhere/supervise"), "gateway-a/supervise")
+			},
+			wantErr: true,
+		},
+		{
+			name: "status symlinked to a fixture is not followed",
+			build: func(tr tree) {
+				tr.fixture("2.11.3.2-up.status", "elsewhere/status")
+				tr.symlink(tr.path("elsewhere/status"), sup+"status")
+			},
+			wantErr: true,
+		},
+		{
+			name:    "status as a FIFO does not block",
+			build:   func(tr tree) { tr.fifo(sup + "status") },
+			wantErr: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTree(t)
+			tr.slot("a")
+			tr.file("gateway-a/down", "", 0o644)
+			if tc.build != nil {
+				tc.build(tr)
+			}
+			var raw []byte
+			if tc.fixture != "" {
+				raw = tr.fixture(tc.fixture, sup+"status")
+			}
+			wantSupervisor := 0
+			switch tc.lock {
+			case "free":
+				tr.file(sup+"lock", "", 0o644)
+			case "held":
+				tr.file(sup+"lock", "", 0o644)
+				wantSupervisor = holdSupervisorLock(t, tr.path(sup+"lock"))
+			}
+
+			st, err := readWithin(t, tr.root)
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			slot := st.Slots["a"]
+			if slot == nil {
+				t.Fatalf("no slot a in %+v", st)
+			}
+			if (slot.Err != nil) != tc.wantErr {
+				t.Fatalf("Err = %v, want error: %v", slot.Err, tc.wantErr)
+			}
+			// A supervision problem never hides the rest of the slot.
+			if len(slot.Files) != len(ManagedFiles) || !slot.Down {
+				t.Errorf("files %d/%d, Down %v: the rest of the slot was not read", len(slot.Files), len(ManagedFiles), slot.Down)
+			}
+			v := slot.Supervision
+			if tc.wantErr {
+				if v != (s6.Supervision{}) {
+					t.Errorf("Supervision = %+v, want zero with an error", v)
+				}
+				return
+			}
+			if v.Supervised != (wantSupervisor != 0) || v.SupervisorPID != wantSupervisor {
+				t.Errorf("Supervised=%v SupervisorPID=%d, want %v %d", v.Supervised, v.SupervisorPID, wantSupervisor != 0, wantSupervisor)
+			}
+			if v.HasStatus != tc.wantHasStatus {
+				t.Fatalf("HasStatus = %v, want %v", v.HasStatus, tc.wantHasStatus)
+			}
+			if !tc.wantHasStatus {
+				if v.Status != (s6.Status{}) {
+					t.Errorf("Status = %+v, want zero", v.Status)
+				}
+				return
+			}
+			if len(raw) != 35 && len(raw) != 43 {
+				t.Fatalf("fixture %s has %d bytes", tc.fixture, len(raw))
+			}
+			want, err := s6.ParseStatus(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != want {
+				t.Errorf("Status = %+v, want %+v", v.Status, want)
+			}
+			gotFlags := [4]bool{v.Status.Paused, v.Status.Finishing, v.Status.WantUp, v.Status.Ready}
+			if v.Status.PID != tc.wantPID || v.Status.PGID != tc.wantPGID || gotFlags != tc.wantFlags {
+				t.Errorf("pid %d pgid %d flags %v, want %d %d %v", v.Status.PID, v.Status.PGID, gotFlags, tc.wantPID, tc.wantPGID, tc.wantFlags)
+			}
+		})
+	}
+}

@@ -1,0 +1,130 @@
+package s6
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hermes/profile-controller/internal/safefs"
+)
+
+// maxStatusSize caps the read of supervise/status; real files are 35 or 43 bytes.
+const maxStatusSize = 64
+
+// pollInterval is how often WaitSupervised re-reads a service directory.
+const pollInterval = 5 * time.Millisecond
+
+// ReadSupervision reads <serviceDir>/supervise/lock and supervise/status without following
+// symlinks, without blocking, with capped reads, and without forking.
+//
+// serviceDir itself is trusted (symlinks in its path are followed); supervise/, lock and status
+// are opened with O_NOFOLLOW. A supervisor is alive when some process holds an fcntl lock on
+// supervise/lock; its pid is SupervisorPID. A missing serviceDir, supervise/, lock or status is
+// not an error: it is a slot that has not been picked up yet, reported as Supervised false and/or
+// HasStatus false. Any other problem (permission denied, a symlink or non-regular file, a status
+// file of the wrong size) is an error naming the path. Safe for concurrent use.
+func ReadSupervision(serviceDir string) (Supervision, error) {
+	var v Supervision
+	d, err := safefs.OpenDir(serviceDir)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return v, nil
+		}
+		return v, err
+	}
+	defer d.Close()
+	sup, err := d.OpenDir("supervise")
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return v, nil
+		}
+		return v, err
+	}
+	defer sup.Close()
+
+	pid, locked, err := lockHolder(sup)
+	if err != nil {
+		return v, err
+	}
+	v.Supervised, v.SupervisorPID = locked, pid
+
+	b, _, err := sup.ReadFile("status", maxStatusSize)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return v, nil
+		}
+		return v, err
+	}
+	st, err := ParseStatus(b)
+	if err != nil {
+		return v, fmt.Errorf("parse %s/status: %w", sup.Path(), err)
+	}
+	v.HasStatus, v.Status = true, st
+	return v, nil
+}
+
+// lockHolder probes sup/lock with F_GETLK: s6-supervise holds a write lock on it while alive,
+// so any conflicting lock means a live supervisor, and the kernel reports its pid. A missing
+// lock file means no supervisor has ever run there.
+func lockHolder(sup *safefs.Dir) (pid int, locked bool, err error) {
+	path := sup.Path() + "/lock"
+	fd, err := unix.Openat(sup.FD(), "lock", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return 0, false, nil
+		}
+		if errors.Is(err, unix.ELOOP) {
+			err = safefs.ErrSymlink
+		}
+		return 0, false, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, false, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, false, &os.PathError{Op: "lock", Path: path, Err: safefs.ErrNotRegular}
+	}
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
+		return 0, false, &os.PathError{Op: "fcntl F_GETLK", Path: path, Err: err}
+	}
+	if lk.Type == unix.F_UNLCK {
+		return 0, false, nil
+	}
+	return int(lk.Pid), true, nil
+}
+
+// WaitSupervised polls ReadSupervision on dir about every 5 ms until a supervisor holds
+// <dir>/supervise/lock and supervise/status has been written. It blocks at most timeout (and
+// never past ctx), returning an error naming dir and wrapping context.DeadlineExceeded when
+// that runs out, ctx's error (wrapped) when
+// ctx ends first, and at once any error ReadSupervision returns.
+func WaitSupervised(ctx context.Context, dir string, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		v, err := ReadSupervision(dir)
+		if err != nil {
+			return fmt.Errorf("wait for supervisor of %s: %w", dir, err)
+		}
+		if v.Supervised && v.HasStatus {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for supervisor of %s: %w", dir, ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("wait for supervisor of %s: timed out after %s (supervised=%t, status=%t): %w",
+				dir, timeout, v.Supervised, v.HasStatus, context.DeadlineExceeded)
+		case <-tick.C:
+		}
+	}
+}

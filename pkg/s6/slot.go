@@ -1,0 +1,511 @@
+package s6
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hermes/profile-controller/internal/safefs"
+)
+
+// SlotPrefix starts the name of every slot the controller manages in the scandir.
+const SlotPrefix = "gateway-"
+
+// Default modes of what CreateSlot and SetDown make.
+const (
+	dirMode       = 0o755
+	downMode      = 0o644
+	fifodirMode   = 0o3730 // setgid + sticky + group-writable, as s6's event/ fifodirs
+	superviseMode = 0o755
+	controlMode   = 0o660
+)
+
+// File is one file of a slot directory: Name is relative to the slot ("run", "log/run").
+//
+// Name must be a clean relative path without "." or ".." components, and none of its directory
+// components may be "supervise" or "event" (those belong to s6). Mode is applied with an
+// explicit chmod, so the umask does not matter; only permission, setuid, setgid and sticky bits
+// are used, and a zero Mode means 0644.
+type File struct {
+	Name string
+	Data []byte
+	Mode os.FileMode
+}
+
+// Owner is the uid/gid that owns the supervise skeleton of a slot (gatewayUser).
+type Owner struct{ UID, GID int }
+
+// StagingName returns the name of slot's staging entry in the scandir: ".<slot>.tmp".
+// s6-svscan ignores dot-names, so a half-built slot is never picked up.
+func StagingName(slot string) string { return "." + slot + ".tmp" }
+
+// IsStagingName reports whether name has the shape of a staging entry, ".gateway-<x>.tmp" with a
+// non-empty <x> and no "/".
+func IsStagingName(name string) bool {
+	return strings.HasPrefix(name, "."+SlotPrefix) && strings.HasSuffix(name, ".tmp") &&
+		len(name) > len("."+SlotPrefix)+len(".tmp") && !strings.ContainsAny(name, "/\x00")
+}
+
+func checkSlotName(slot string) error {
+	if !strings.HasPrefix(slot, SlotPrefix) || len(slot) == len(SlotPrefix) || strings.ContainsAny(slot, "/\x00") {
+		return fmt.Errorf("slot name %q: must be %s<name> without \"/\" (nothing else in the scandir is touched)", slot, SlotPrefix)
+	}
+	return nil
+}
+
+// splitFileName checks a File.Name and splits it into directory components and a base name.
+func splitFileName(name string) (dirs []string, base string, err error) {
+	if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) != name || strings.ContainsRune(name, 0) {
+		return nil, "", fmt.Errorf("file name %q: must be a clean relative path", name)
+	}
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		if p == "." || p == ".." {
+			return nil, "", fmt.Errorf("file name %q: must be a clean relative path", name)
+		}
+		if i < len(parts)-1 && (p == "supervise" || p == "event") {
+			return nil, "", fmt.Errorf("file name %q: %s/ belongs to s6", name, p)
+		}
+	}
+	return parts[:len(parts)-1], parts[len(parts)-1], nil
+}
+
+func fileMode(m os.FileMode) os.FileMode {
+	m &= os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
+	if m == 0 {
+		return 0o644
+	}
+	return m
+}
+
+func pathErr(op, p string, err error) error {
+	if errors.Is(err, unix.ELOOP) {
+		err = safefs.ErrSymlink
+	}
+	return &os.PathError{Op: op, Path: p, Err: err}
+}
+
+// mkdirIn creates the directory name in d and opens it without following a symlink. With
+// mustCreate an existing entry is an error; otherwise an existing directory is reused (a symlink
+// or non-directory is refused). A new directory gets mode perm by an explicit chmod, after a
+// chown to owner when owner is non-nil (chown clears setgid, so it goes first).
+func mkdirIn(d *safefs.Dir, name string, perm uint32, owner *Owner, mustCreate bool) (*safefs.Dir, error) {
+	err := unix.Mkdirat(d.FD(), name, 0o700)
+	created := err == nil
+	if err != nil && (mustCreate || !errors.Is(err, unix.EEXIST)) {
+		return nil, pathErr("mkdir", d.Path()+"/"+name, err)
+	}
+	sub, err := d.OpenDir(name)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if err := chownChmod(sub.FD(), sub.Path(), perm, owner); err != nil {
+			sub.Close()
+			return nil, err
+		}
+	}
+	return sub, nil
+}
+
+func chownChmod(fd int, p string, perm uint32, owner *Owner) error {
+	if owner != nil {
+		if err := unix.Fchown(fd, owner.UID, owner.GID); err != nil {
+			return pathErr("chown", p, err)
+		}
+	}
+	if err := unix.Fchmod(fd, perm); err != nil {
+		return pathErr("chmod", p, err)
+	}
+	return nil
+}
+
+// createFile writes a new file name in d (O_EXCL|O_NOFOLLOW), sets its mode and fsyncs it.
+func createFile(d *safefs.Dir, name string, data []byte, mode os.FileMode) error {
+	p := d.Path() + "/" + name
+	fd, err := unix.Openat(d.FD(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return pathErr("create", p, err)
+	}
+	f := os.NewFile(uintptr(fd), p)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(d *safefs.Dir) error {
+	if err := unix.Fsync(d.FD()); err != nil {
+		return pathErr("fsync", d.Path(), err)
+	}
+	return nil
+}
+
+// removeEntry removes name in d without following a symlink: a symlink or other non-directory is
+// unlinked, a directory is removed recursively (os.RemoveAll never follows symlinks either). A
+// missing entry is not an error.
+func removeEntry(d *safefs.Dir, name string) error {
+	st, err := d.Lstat(name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	p := d.Path() + "/" + name
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := unix.Unlinkat(d.FD(), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return pathErr("unlink", p, err)
+		}
+		return nil
+	}
+	return removeAllRetry(p)
+}
+
+// CreateSlot builds <scandir>/.<slot>.tmp with files (and ./down when down is true, and the
+// supervise skeleton owned by owner when owner is non-nil), then renames it to <scandir>/<slot>.
+//
+// slot must be "gateway-<name>". A leftover staging entry is removed first without following a
+// symlink (a planted symlink is unlinked, its target untouched). Files are created with
+// O_EXCL|O_NOFOLLOW, chmodded to their Mode and fsynced; directories they need (log/) are made
+// 0755. The skeleton (SPEC §6) is event/ 03730, supervise/ 0755, supervise/event/ 03730 and the
+// FIFO supervise/control 0660, each chowned to owner before its chmod, and the same under log/
+// when the slot has one. The rename never replaces anything: when <scandir>/<slot> exists the
+// result is an error wrapping fs.ErrExist. On any error the staging entry is removed and the
+// scandir holds no new slot. The caller still has to run Client.Rescan for s6-svscan to see it.
+func CreateSlot(scandir, slot string, files []File, down bool, owner *Owner) (err error) {
+	if err := checkSlotName(slot); err != nil {
+		return err
+	}
+	staging := StagingName(slot)
+	sd, err := safefs.OpenDir(scandir)
+	if err != nil {
+		return fmt.Errorf("create slot %s: %w", slot, err)
+	}
+	defer sd.Close()
+	target := sd.Path() + "/" + slot
+	if _, err := sd.Lstat(slot); err == nil {
+		return fmt.Errorf("create slot %s: %w", target, fs.ErrExist)
+	} else if !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("create slot %s: %w", target, err)
+	}
+	if err := removeEntry(sd, staging); err != nil {
+		return fmt.Errorf("create slot %s: remove leftover staging: %w", target, err)
+	}
+	stDir, err := mkdirIn(sd, staging, dirMode, nil, true)
+	if err != nil {
+		return fmt.Errorf("create slot %s: %w", target, err)
+	}
+	published := false
+	defer func() {
+		if !published {
+			if rerr := removeEntry(sd, staging); rerr != nil {
+				err = fmt.Errorf("%w (and cleaning up: %v)", err, rerr)
+			}
+		}
+	}()
+	err = fillStaging(stDir, files, down, owner)
+	if cerr := stDir.Close(); err == nil && cerr != nil {
+		err = pathErr("close", stDir.Path(), cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("create slot %s: %w", target, err)
+	}
+	if err := renameNoReplace(sd, staging, slot); err != nil {
+		return fmt.Errorf("create slot %s: %w", target, err)
+	}
+	published = true
+	if err := syncDir(sd); err != nil {
+		return fmt.Errorf("create slot %s: %w", target, err)
+	}
+	return nil
+}
+
+// fillStaging writes everything a new slot holds into the fresh staging directory st.
+func fillStaging(st *safefs.Dir, files []File, down bool, owner *Owner) error {
+	subdirs := map[string]*safefs.Dir{}
+	defer func() {
+		for _, d := range subdirs {
+			d.Close()
+		}
+	}()
+	// dirFor opens (creating when needed) the directory holding a file, one component at a time.
+	dirFor := func(dirs []string) (*safefs.Dir, error) {
+		d := st
+		for i := range dirs {
+			key := strings.Join(dirs[:i+1], "/")
+			if sub, ok := subdirs[key]; ok {
+				d = sub
+				continue
+			}
+			sub, err := mkdirIn(d, dirs[i], dirMode, nil, false)
+			if err != nil {
+				return nil, err
+			}
+			subdirs[key] = sub
+			d = sub
+		}
+		return d, nil
+	}
+	for _, f := range files {
+		dirs, base, err := splitFileName(f.Name)
+		if err != nil {
+			return err
+		}
+		d, err := dirFor(dirs)
+		if err != nil {
+			return err
+		}
+		if err := createFile(d, base, f.Data, fileMode(f.Mode)); err != nil {
+			return err
+		}
+	}
+	if down {
+		if err := createFile(st, "down", nil, downMode); err != nil {
+			return err
+		}
+	}
+	if owner != nil {
+		if err := makeSkeleton(st, *owner); err != nil {
+			return err
+		}
+		if logDir, ok := subdirs["log"]; ok {
+			if err := makeSkeleton(logDir, *owner); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range subdirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return syncDir(st)
+}
+
+// makeSkeleton pre-creates what s6-supervise would otherwise create root-only, owned by owner,
+// so that a non-root user can run s6-svc, s6-svstat and s6-svwait on the service.
+func makeSkeleton(d *safefs.Dir, o Owner) error {
+	ev, err := mkdirIn(d, "event", fifodirMode, &o, true)
+	if err != nil {
+		return err
+	}
+	ev.Close()
+	sup, err := mkdirIn(d, "supervise", superviseMode, &o, true)
+	if err != nil {
+		return err
+	}
+	defer sup.Close()
+	sev, err := mkdirIn(sup, "event", fifodirMode, &o, true)
+	if err != nil {
+		return err
+	}
+	sev.Close()
+	p := sup.Path() + "/control"
+	if err := unix.Mkfifoat(sup.FD(), "control", 0o600); err != nil {
+		return pathErr("mkfifo", p, err)
+	}
+	if err := unix.Fchownat(sup.FD(), "control", o.UID, o.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return pathErr("chown", p, err)
+	}
+	// The directory is fresh and only root can write to it, so nothing can have swapped the FIFO.
+	if err := unix.Fchmodat(sup.FD(), "control", controlMode, 0); err != nil {
+		return pathErr("chmod", p, err)
+	}
+	return syncDir(sup)
+}
+
+// renameNoReplace renames from to to inside d, failing with fs.ErrExist when to exists. Plain
+// rename(2) would silently replace an empty directory.
+func renameNoReplace(d *safefs.Dir, from, to string) error {
+	err := unix.Renameat2(d.FD(), from, d.FD(), to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// The filesystem cannot do RENAME_NOREPLACE: check, then rename (racy, but nothing
+		// else creates gateway-* entries).
+		if _, lerr := d.Lstat(to); lerr == nil {
+			return fmt.Errorf("rename %s to %s: %w", from, to, fs.ErrExist)
+		}
+		err = unix.Renameat(d.FD(), from, d.FD(), to)
+	}
+	if err != nil {
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			err = fs.ErrExist
+		}
+		return fmt.Errorf("rename %s to %s in %s: %w", from, to, d.Path(), err)
+	}
+	return nil
+}
+
+// openSlot opens the slot directory slotDir without following a symlink in its last component.
+// Its parent (the scandir) is trusted.
+func openSlot(slotDir string) (*safefs.Dir, error) {
+	slotDir = filepath.Clean(slotDir)
+	if err := checkSlotName(filepath.Base(slotDir)); err != nil {
+		return nil, err
+	}
+	parent, err := safefs.OpenDir(filepath.Dir(slotDir))
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	return parent.OpenDir(filepath.Base(slotDir))
+}
+
+// WriteFile atomically replaces one file of a slot (temp in the same dir, then rename).
+//
+// slotDir must be a "gateway-*" directory; it and every directory in f.Name are opened without
+// following symlinks (a symlink is refused), and a missing directory such as log/ is created
+// 0755. The data goes to ".<base>.tmp-<random>" beside the target (O_EXCL|O_NOFOLLOW), which is
+// chmodded to f.Mode, fsynced and renamed over the target, so a reader sees the old or the new
+// bytes, never a mix. The temp file is removed on failure. It always writes: comparing bytes
+// first is the caller's job. A running service is not restarted.
+func WriteFile(slotDir string, f File) error {
+	dirs, base, err := splitFileName(f.Name)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", slotDir, err)
+	}
+	d, err := openSlot(slotDir)
+	if err != nil {
+		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
+	}
+	defer func() { d.Close() }()
+	for _, name := range dirs {
+		sub, err := mkdirIn(d, name, dirMode, nil, false)
+		if err != nil {
+			return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
+		}
+		d.Close()
+		d = sub
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
+	}
+	tmp := "." + base + ".tmp-" + hex.EncodeToString(rnd[:])
+	if err := createFile(d, tmp, f.Data, fileMode(f.Mode)); err != nil {
+		_ = unix.Unlinkat(d.FD(), tmp, 0)
+		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
+	}
+	if err := unix.Renameat(d.FD(), tmp, d.FD(), base); err != nil {
+		_ = unix.Unlinkat(d.FD(), tmp, 0)
+		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, pathErr("rename", d.Path()+"/"+tmp, err))
+	}
+	if err := syncDir(d); err != nil {
+		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
+	}
+	return nil
+}
+
+// SetDown creates (empty, 0644) or removes <slotDir>/down. It is idempotent: an existing down
+// (of any type) is left alone, a missing one is not an error to remove. slotDir must be a
+// "gateway-*" directory and is opened without following a symlink. s6-supervise reads down only
+// when it starts, so this changes the slot's marker, not the running service (see Client).
+func SetDown(slotDir string, down bool) error {
+	d, err := openSlot(slotDir)
+	if err != nil {
+		return fmt.Errorf("set down %s: %w", slotDir, err)
+	}
+	defer d.Close()
+	p := d.Path() + "/down"
+	if !down {
+		if err := unix.Unlinkat(d.FD(), "down", 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("set down: %w", pathErr("unlink", p, err))
+		}
+		return nil
+	}
+	if _, err := d.Lstat("down"); err == nil {
+		return nil
+	}
+	fd, err := unix.Openat(d.FD(), "down", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, downMode)
+	if err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil
+		}
+		return fmt.Errorf("set down: %w", pathErr("create", p, err))
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, downMode); err != nil {
+		return fmt.Errorf("set down: %w", pathErr("chmod", p, err))
+	}
+	return nil
+}
+
+// RemoveSlot removes <scandir>/<slot> recursively without following symlinks.
+//
+// slot must be "gateway-<name>" without "/". A missing slot is not an error (idempotent); a
+// symlink or non-directory by that name is foreign and is refused, never removed. It does not
+// stop the supervisor: run Client.DownWait before and Client.RescanPrune after. A supervisor still
+// running in the directory may write supervise/status during the removal; that race is retried.
+func RemoveSlot(scandir, slot string) error {
+	if err := checkSlotName(slot); err != nil {
+		return fmt.Errorf("remove slot: %w", err)
+	}
+	sd, err := safefs.OpenDir(scandir)
+	if err != nil {
+		return fmt.Errorf("remove slot %s: %w", slot, err)
+	}
+	defer sd.Close()
+	st, err := sd.Lstat(slot)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("remove slot: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("remove slot %s/%s: not a directory (a symlink or file is foreign and is left alone)", sd.Path(), slot)
+	}
+	if err := removeAllRetry(sd.Path() + "/" + slot); err != nil {
+		return fmt.Errorf("remove slot: %w", err)
+	}
+	return nil
+}
+
+// removeAllRetry is os.RemoveAll, retried a few times on ENOTEMPTY: a supervisor that is still
+// running in the directory rewrites supervise/status (status.new, then rename) whenever it handles
+// a command or an event, which can slip a new entry into a directory between listing and rmdir.
+func removeAllRetry(p string) error {
+	var err error
+	for range 10 {
+		if err = os.RemoveAll(p); err == nil || !errors.Is(err, unix.ENOTEMPTY) {
+			return err
+		}
+	}
+	return err
+}
+
+// RemoveStaging removes the staging entry <scandir>/<name> (a ".gateway-*.tmp") without following symlinks.
+//
+// A name of any other shape is refused. A symlink (or other non-directory) is unlinked, leaving
+// its target alone; a directory is removed recursively. A missing entry is not an error.
+func RemoveStaging(scandir, name string) error {
+	if !IsStagingName(name) {
+		return fmt.Errorf("remove staging %q: not a .%s*.tmp name (nothing else in the scandir is touched)", name, SlotPrefix)
+	}
+	sd, err := safefs.OpenDir(scandir)
+	if err != nil {
+		return fmt.Errorf("remove staging %s: %w", name, err)
+	}
+	defer sd.Close()
+	if err := removeEntry(sd, name); err != nil {
+		return fmt.Errorf("remove staging: %w", err)
+	}
+	return nil
+}
