@@ -75,6 +75,9 @@ func printStatus(ctx context.Context, ctl *reconciler.Controller, format string,
 		if p.NextStart != "" {
 			notes = append(notes, fmt.Sprintf("failures=%d next start %s", p.Restarts, p.NextStart))
 		}
+		if p.Deaths > 0 {
+			notes = append(notes, fmt.Sprintf("deaths=%d", p.Deaths))
+		}
 		if len(p.Drift) > 0 {
 			notes = append(notes, "drift: "+strings.Join(p.Drift, ","))
 		}

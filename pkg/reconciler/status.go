@@ -43,6 +43,7 @@ type ProfileStatus struct {
 	Since        string   `json:"since,omitempty"`
 	Phase        string   `json:"phase"`
 	Pending      string   `json:"pending,omitempty"`
+	Deaths       int      `json:"deaths"`
 	Restarts     int      `json:"crashLoopFailures,omitempty"`
 	NextStart    string   `json:"nextStart,omitempty"`
 	Drift        []string `json:"drift,omitempty"`
@@ -182,6 +183,7 @@ func fillObserved(ps *ProfileStatus, slot *observed.Slot, renderFailed bool) {
 		ps.Signal = sig
 	}
 	ps.Since = st.Stamp.UTC().Format(time.RFC3339)
+	ps.Deaths = sup.Deaths
 }
 
 func phaseOf(ps ProfileStatus, m Memory) string {

@@ -52,7 +52,7 @@ func ReadSupervision(serviceDir string) (Supervision, error) {
 	}
 	v.Supervised, v.SupervisorPID = locked, pid
 
-	b, _, err := sup.ReadFile("status", maxStatusSize)
+	b, fst, err := sup.ReadFile("status", maxStatusSize)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return v, nil
@@ -64,8 +64,17 @@ func ReadSupervision(serviceDir string) (Supervision, error) {
 		return v, fmt.Errorf("parse %s/status: %w", sup.Path(), err)
 	}
 	v.HasStatus, v.Status = true, st
+	v.Changed = time.Unix(fst.Mtim.Unix())
+	// death_tally holds one 14-byte record (TAI64N, exit code, signal) per death since the
+	// supervisor started: a cheap count of s6's own restarts, no read needed.
+	if dt, err := sup.Lstat("death_tally"); err == nil && dt.Mode&unix.S_IFMT == unix.S_IFREG {
+		v.Deaths = int(dt.Size / deathRecordSize)
+	}
 	return v, nil
 }
+
+// deathRecordSize is the size of one supervise/death_tally record.
+const deathRecordSize = 14
 
 // lockHolder probes sup/lock with F_GETLK: s6-supervise holds a write lock on it while alive,
 // so any conflicting lock means a live supervisor, and the kernel reports its pid. A missing

@@ -109,6 +109,8 @@ type Supervision struct {
 	// Changed is the status file's mtime: s6-supervise rewrites it on every change of the
 	// supervisor's state (want up/down included), so it dates the last change anyone made.
 	Changed time.Time
+	// Deaths counts the service's deaths since its supervisor started (supervise/death_tally).
+	Deaths int
 }
 
 // WantUp reports whether a live supervisor wants the service up.
