@@ -178,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("Starting", "version", versionString(), "hermesHome", cfg.HermesHome, "scandir", cfg.Scandir)
 		return ctl.Run(ctx)
 	case "reconcile":
-		return reconcileOnce(ctx, ctl, *boot, *dry, stdout)
+		return reconcileOnce(ctx, ctl, *boot, *dry, stdout, stderr)
 	case "plan":
 		return printPlan(ctx, ctl, stdout)
 	default:
@@ -273,13 +273,14 @@ func newController(cfg Config, log logr.Logger) (*reconciler.Controller, error) 
 		Rules:             reconciler.Rules{SettlePeriod: cfg.SettlePeriod.Duration, MinUptime: cfg.MinUptime.Duration},
 		ResyncPeriod:      cfg.ResyncPeriod.Duration,
 		UnregisterTimeout: cfg.UnregisterTimeout.Duration,
+		ServicesMax:       cfg.ServicesMax,
 		CleanStale:        func(profile string) ([]string, error) { return volume.CleanStaleProfile(home, profile) },
 		BootLog:           func(lines []string) error { return volume.AppendBootLog(home, lines) },
 		Log:               log,
 	}), nil
 }
 
-func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot, dry bool, stdout io.Writer) error {
+func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot, dry bool, stdout, stderr io.Writer) error {
 	if !dry {
 		unlock, err := ctl.Lock()
 		if err != nil {
@@ -288,15 +289,33 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot, dry bo
 		defer unlock()
 	}
 	rep := ctl.Pass(ctx, boot || ctl.BootPending(), dry)
+	// stdout: one line per served profile (and per unregistered slot); stderr: what was
+	// skipped, warnings and errors, one line each.
 	for _, l := range rep.Lines {
+		switch {
+		case l.Action == "skipped":
+			fmt.Fprintf(stderr, "profile-controller: warning: skipped %s\n", oneLine(l.Err.Error()))
+			continue
+		case l.Err != nil:
+			fmt.Fprintf(stderr, "profile-controller: error: profile %s: %s\n", l.Profile, oneLine(l.Err.Error()))
+		}
 		fmt.Fprintln(stdout, l.String())
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(stderr, "profile-controller: warning: %s\n", oneLine(w.Error()))
+	}
+	if rep.Err != nil {
+		if len(rep.Lines) == 0 {
+			return rep.Err
+		}
+		return errors.New("some actions failed (see the errors above); the next pass retries them")
 	}
 	if dry {
 		for _, a := range rep.Actions {
 			fmt.Fprintln(stdout, "plan: "+a.String())
 		}
 	}
-	return rep.Err
+	return nil
 }
 
 func printPlan(ctx context.Context, ctl *reconciler.Controller, stdout io.Writer) error {

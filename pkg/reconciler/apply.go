@@ -78,6 +78,9 @@ type Result struct {
 	// Errors maps a profile (or a staging entry) to the first error of its actions; later
 	// actions of a failed profile are skipped.
 	Errors map[string]error
+	// Warnings are problems that block nothing: a stale file that is not a regular file is
+	// left in place and reported, and the profile still gets its slot.
+	Warnings []error
 }
 
 // Err joins every error of the result, or nil.
@@ -134,7 +137,11 @@ func (e *Executor) Apply(ctx context.Context, actions []Action) Result {
 				continue
 			}
 			if err := e.apply(ctx, a); err != nil {
-				fail(key, fmt.Errorf("%s: %w", a, err))
+				if a.Kind == CleanStale {
+					res.Warnings = append(res.Warnings, fmt.Errorf("%s: %w", a, err))
+				} else {
+					fail(key, fmt.Errorf("%s: %w", a, err))
+				}
 				continue
 			}
 			switch a.Kind {

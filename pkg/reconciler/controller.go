@@ -117,12 +117,9 @@ type Line struct {
 }
 
 // String renders the line as `reconcile` prints it.
+// Err is not part of it.
 func (l Line) String() string {
-	s := fmt.Sprintf("reconcile: profile=%s prior_state=%s action=%s", l.Profile, l.PriorState, l.Action)
-	if l.Err != nil {
-		s += " error=" + strings.ReplaceAll(l.Err.Error(), "\n", "; ")
-	}
-	return s
+	return fmt.Sprintf("reconcile: profile=%s prior_state=%s action=%s", l.Profile, l.PriorState, l.Action)
 }
 
 // Report is the outcome of a full pass.
@@ -132,6 +129,8 @@ type Report struct {
 	// Problems are profiles that were reported and skipped.
 	Problems []desired.Problem
 	Foreign  []observed.Foreign
+	// Warnings block nothing (e.g. a stale file that is a symlink, left in place).
+	Warnings []error
 	// Err is set when the pass could not run or some action failed.
 	Err error
 }
@@ -178,6 +177,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		res = c.exec.Apply(ctx, actions)
 		c.commit(decisions, res, now)
 		rep.Err = res.Err()
+		rep.Warnings = res.Warnings
 	}
 	byProfile := map[string][]Action{}
 	for _, a := range actions {

@@ -1,0 +1,205 @@
+// Command fakegateway stands in for the hermes gateway in the e2e suite. It follows the parts of
+// the gateway's contract that the controller depends on:
+//
+//   - gateway_state.json is persisted read-merge-write (temp file in the same dir, fsync, rename,
+//     compact JSON), and every key it does not own (desired_state above all) survives;
+//   - startup writes "starting", then "running" after FAKE_GATEWAY_START_DELAY (default 200ms);
+//   - a "fatal-config" file next to the state file means a fatal config error: it persists
+//     "startup_failed" and exits 78;
+//   - SIGTERM/SIGINT with a ".planned-stop" marker next to the state file is a planned stop: the
+//     marker is consumed, "stopped" is persisted and it exits 0. Without the marker the signal is
+//     unplanned (docker stop, s6-svc -d from anyone but the hermes CLI): it persists "running" and
+//     exits 1, like hermes after PR #43236;
+//   - --crash-after D exits 1 after running for D; FAKE_GATEWAY_EXIT_CODE=N exits N right after
+//     persisting "running".
+//
+// A failed persist is logged and never changes the exit code: the profile dir may already be gone.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+const (
+	exitFatalConfig = 78
+	fatalConfigFile = "fatal-config"
+	plannedStopFile = ".planned-stop"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	stateFile := flag.String("state-file", "", "the profile's gateway_state.json (required)")
+	crashAfter := flag.Duration("crash-after", 0, "exit 1 after running this long (0: never)")
+	flag.Parse()
+	if *stateFile == "" || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: fakegateway --state-file PATH [--crash-after DURATION]")
+		return 2
+	}
+	startDelay, err := envDuration("FAKE_GATEWAY_START_DELAY", 200*time.Millisecond)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fakegateway:", err)
+		return 2
+	}
+	exitCode, hasExitCode, err := envInt("FAKE_GATEWAY_EXIT_CODE")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fakegateway:", err)
+		return 2
+	}
+
+	// Subscribe before the first write so a signal during startup is never lost.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+
+	dir := filepath.Dir(*stateFile)
+	if exists(filepath.Join(dir, fatalConfigFile)) {
+		persist(*stateFile, "startup_failed")
+		logf("fatal config error, exiting %d", exitFatalConfig)
+		return exitFatalConfig
+	}
+
+	persist(*stateFile, "starting")
+	select {
+	case sig := <-sigs:
+		return stop(*stateFile, sig)
+	case <-time.After(startDelay):
+	}
+	persist(*stateFile, "running")
+	logf("running (pid %d)", os.Getpid())
+	if hasExitCode {
+		logf("FAKE_GATEWAY_EXIT_CODE set, exiting %d", exitCode)
+		return exitCode
+	}
+
+	var crash <-chan time.Time
+	if *crashAfter > 0 {
+		crash = time.After(*crashAfter)
+	}
+	select {
+	case sig := <-sigs:
+		return stop(*stateFile, sig)
+	case <-crash:
+		logf("crashing after %s", *crashAfter)
+		return 1
+	}
+}
+
+// stop handles a shutdown signal: planned (marker present) or not.
+func stop(stateFile string, sig os.Signal) int {
+	marker := filepath.Join(filepath.Dir(stateFile), plannedStopFile)
+	if err := os.Remove(marker); err == nil {
+		persist(stateFile, "stopped")
+		logf("planned stop on %v", sig)
+		return 0
+	}
+	persist(stateFile, "running")
+	logf("unplanned %v: persisted running so the next boot starts the gateway again", sig)
+	return 1
+}
+
+// persist merges gateway_state, pid and updated_at into the state file, logging any failure.
+func persist(stateFile, gatewayState string) {
+	fields := map[string]any{
+		"gateway_state": gatewayState,
+		"pid":           os.Getpid(),
+		"updated_at":    time.Now().UTC().Format(time.RFC3339),
+	}
+	if err := mergeWrite(stateFile, fields); err != nil {
+		logf("persist %s: %v", gatewayState, err)
+	}
+}
+
+// mergeWrite lays fields over the JSON object on disk (a missing or unparsable file counts as
+// empty) and replaces the file atomically with the compact result.
+func mergeWrite(path string, fields map[string]any) error {
+	record := map[string]any{}
+	if data, err := os.ReadFile(path); err == nil {
+		var onDisk map[string]any
+		if json.Unmarshal(data, &onDisk) == nil && onDisk != nil {
+			record = onDisk
+		}
+	}
+	for k, v := range fields {
+		record[k] = v
+	}
+	data, err := json.Marshal(record)
+	if err != nil {
+		return err
+	}
+	return atomicWrite(path, data)
+}
+
+func atomicWrite(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".gateway_state_*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func envDuration(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", key, err)
+	}
+	return d, nil
+}
+
+func envInt(key string) (int, bool, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", key, err)
+	}
+	if n < 0 || n > 255 {
+		return 0, false, fmt.Errorf("%s: %d is not an exit code", key, n)
+	}
+	return n, true, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "fakegateway[%d]: %s\n", os.Getpid(), fmt.Sprintf(format, args...))
+}
