@@ -1,4 +1,4 @@
-package reconciler
+package reconciler_test
 
 import (
 	"bytes"
@@ -19,11 +19,14 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/reconciler"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
-// TestReconciler runs the Ginkgo specs (executor and loop, against a real s6-svscan). The
-// planner and renderer tests are plain table tests in the same package.
+// TestReconciler runs the Ginkgo specs (executor and loop, against a real s6-svscan). They use
+// only the package's exported API; the planner and renderer tests are plain table tests inside
+// the package.
 func TestReconciler(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Reconciler Suite")
@@ -112,13 +115,15 @@ func (sv *svscan) stop() {
 		<-sv.exited
 		Fail("s6-svscan did not exit within 10s of s6-svscanctl -t")
 	}
-	var left []string
-	Eventually(func() []string { left = procsUnder(sv.root); return left }).WithTimeout(10*time.Second).Should(BeEmpty(),
+	// Deferred, so that it also runs when the assertion below fails the spec.
+	defer func() {
+		for _, p := range procsUnder(sv.root) {
+			pid, _ := strconv.Atoi(strings.Fields(p)[0])
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	Eventually(func() []string { return procsUnder(sv.root) }).WithTimeout(10*time.Second).Should(BeEmpty(),
 		"processes survived s6-svscan under %s", sv.root)
-	for _, p := range left {
-		pid, _ := strconv.Atoi(strings.Fields(p)[0])
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 }
 
 // dump writes the s6-svscan log and s6-svstat of every slot to the spec's output.
@@ -199,8 +204,8 @@ type fakeS6 struct {
 }
 
 var (
-	_ Services = (*fakeS6)(nil)
-	_ Scanner  = (*fakeS6)(nil)
+	_ reconciler.Services = (*fakeS6)(nil)
+	_ reconciler.Scanner  = (*fakeS6)(nil)
 )
 
 // failOn makes every later call named key ("rescan", "up gateway-x") fail with err; a nil err
@@ -304,7 +309,7 @@ var errInjected = errors.New("injected failure")
 
 // Test templates: a gateway that just sleeps and a logger that swallows its input, so that
 // specs need neither hermes nor s6-overlay's /command/with-contenv.
-var sleepTemplates = Templates{
+var sleepTemplates = reconciler.Templates{
 	Run:    "#!/bin/sh\nexec sleep 1000\n",
 	LogRun: "#!/bin/sh\nexec cat >/dev/null\n",
 }
@@ -322,4 +327,23 @@ func supervision(dir string) func(Gomega) s6.Supervision {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// testRules are short enough for specs and long enough not to matter unless a spec wants them.
+var testRules = reconciler.Rules{SettlePeriod: 15 * time.Second, MinUptime: 10 * time.Second}
+
+// profileOf is a desired profile with both intents set to intent, written a minute ago.
+func profileOf(name string, intent desired.Intent) desired.Profile {
+	return desired.Profile{
+		Name: name, Dir: "/srv/hermes/profiles/" + name, Port: desired.Port(name),
+		BootIntent: intent, Intent: intent, HasStateFile: true, StateModTime: time.Now().Add(-time.Minute),
+	}
+}
+
+func actionStrings(acts []reconciler.Action) []string {
+	out := []string{}
+	for _, a := range acts {
+		out = append(out, a.String())
+	}
+	return out
 }

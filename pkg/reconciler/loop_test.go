@@ -1,0 +1,291 @@
+package reconciler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/hermes/profile-controller/pkg/reconciler"
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// logSink keeps every log line of a controller and copies it to the spec's output (shown
+// when the spec fails).
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) logger() logr.Logger {
+	return funcr.New(func(prefix, args string) {
+		line := args
+		if prefix != "" {
+			line = prefix + " " + args
+		}
+		l.mu.Lock()
+		l.lines = append(l.lines, line)
+		l.mu.Unlock()
+		fmt.Fprintln(GinkgoWriter, line)
+	}, funcr.Options{Verbosity: 4})
+}
+
+// mark returns a position in the log, for count.
+func (l *logSink) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+// count counts the lines from position from on that contain every one of parts.
+func (l *logSink) count(from int, parts ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines[from:] {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// kv renders a key/value pair as funcr does.
+func kv(k, v string) string { return strconv.Quote(k) + "=" + strconv.Quote(v) }
+
+// runningController is a Controller whose Run is going on in a goroutine.
+type runningController struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func startController(c *reconciler.Controller) *runningController {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningController{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer GinkgoRecover()
+		r.err = c.Run(ctx)
+		close(r.done)
+	}()
+	DeferCleanup(func() {
+		r.cancel()
+		Eventually(r.done).WithTimeout(10 * time.Second).Should(BeClosed())
+	})
+	return r
+}
+
+var _ = Describe("Controller.Run", func() {
+	var (
+		sv         *svscan
+		home       string
+		runtimeDir string
+		logs       *logSink
+		opts       reconciler.Options
+	)
+
+	BeforeEach(func() {
+		requireS6()
+		root := testRoot()
+		sv = startSvscan(root)
+		home = filepath.Join(root, "home")
+		Expect(os.MkdirAll(filepath.Join(home, "profiles"), 0o755)).To(Succeed())
+		runtimeDir = filepath.Join(root, "run")
+		logs = &logSink{}
+		rend, err := reconciler.NewRenderer(sleepTemplates, nil, home, "")
+		Expect(err).NotTo(HaveOccurred())
+		client := &s6.Client{BinDir: s6BinDir}
+		opts = reconciler.Options{
+			HermesHome: home, Scandir: sv.scandir, RuntimeDir: runtimeDir,
+			Services: client, Scanner: client, Renderer: rend,
+			ResyncPeriod: 200 * time.Millisecond, UnregisterTimeout: 5 * time.Second,
+			Log: logs.logger(),
+		}
+	})
+
+	slotDir := func(name string) string { return filepath.Join(sv.scandir, "gateway-"+name) }
+
+	// writeState replaces a profile's gateway_state.json as the gateway and the CLI do: temp
+	// file in the same directory, then rename.
+	writeState := func(dir, content string) {
+		tmp := filepath.Join(dir, ".gateway_state.json.tmp")
+		Expect(os.WriteFile(tmp, []byte(content), 0o644)).To(Succeed())
+		Expect(os.Rename(tmp, filepath.Join(dir, "gateway_state.json"))).To(Succeed())
+	}
+
+	// addProfile creates profiles/<name> with SOUL.md and a state file, all at once: it is built
+	// beside the volume and renamed into profiles/. (Built in place, the controller may see it
+	// with SOUL.md but no state file yet; see the pending spec below.)
+	addProfile := func(name, state string) string {
+		build := filepath.Join(home, "..", "new-"+name)
+		Expect(os.Mkdir(build, 0o755)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(build, "SOUL.md"), []byte("# "+name+"\n"), 0o644)).To(Succeed())
+		writeState(build, state)
+		dir := filepath.Join(home, "profiles", name)
+		Expect(os.Rename(build, dir)).To(Succeed())
+		return dir
+	}
+
+	// start runs a controller and waits for its boot pass, so that what a spec changes next is
+	// seen by the runtime loop.
+	start := func() *runningController {
+		r := startController(reconciler.New(opts))
+		Eventually(func() bool { return exists(filepath.Join(runtimeDir, reconciler.BootMarker)) }).Should(BeTrue())
+		return r
+	}
+
+	isUp := And(HaveField("Supervised", BeTrue()), HaveField("Status.WantUp", BeTrue()), HaveField("Status.PID", Not(BeZero())))
+
+	// created waits until the controller created name's slot up, the gateway runs, and the
+	// action was logged (which happens once Apply returns, maybe after the process started).
+	created := func(name string) {
+		Eventually(supervision(slotDir(name))).Should(isUp)
+		Eventually(func() int {
+			return logs.count(0, `"msg"="Applied action"`, kv("action", "create gateway-"+name+" (up)"))
+		}).Should(Equal(1))
+	}
+
+	It("brings a new profile's gateway up", func() {
+		start()
+		// The boot pass registered the root profile (no state file: down).
+		Expect(exists(filepath.Join(slotDir("default"), "down"))).To(BeTrue())
+
+		addProfile("coder", `{"desired_state":"running"}`)
+
+		created("coder")
+		v, err := s6.ReadSupervision(slotDir("coder"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", v.Status.PID))).To(Equal([]byte("sleep\x001000\x00")))
+		Expect(exists(filepath.Join(slotDir("coder"), "down"))).To(BeFalse())
+		Expect(logs.count(0, `"msg"="Applied action"`)).To(Equal(1))
+	})
+
+	It("coalesces a burst of state-file rewrites into no action", func() {
+		start()
+		dir := addProfile("coder", `{"desired_state":"running"}`)
+		created("coder")
+
+		from := logs.mark()
+		for range 200 {
+			writeState(dir, `{"desired_state":"running"}`)
+		}
+
+		// Five resyncs and the whole burst of events later, still the one action of the start.
+		Consistently(func() int { return logs.count(0, `"msg"="Applied action"`) }).Should(Equal(1))
+		// Every reconcile read the full state (level-triggered) and found nothing to do. How many
+		// there were depends on timing: the queue merges events only while the key waits.
+		reconciles := logs.count(from, `"msg"="Reconciled"`, kv("profile", "coder"))
+		GinkgoWriter.Printf("200 rewrites gave %d reconciles of coder\n", reconciles)
+		Expect(reconciles).To(BeNumerically(">=", 1))
+		Expect(supervision(slotDir("coder"))(Default)).To(isUp)
+	})
+
+	It("returns nil within 2 s of ctx being cancelled, and leaves the gateways running", func() {
+		r := start()
+		addProfile("coder", `{"desired_state":"running"}`)
+		Eventually(supervision(slotDir("coder"))).Should(isUp)
+		pid := supervision(slotDir("coder"))(Default).Status.PID
+
+		r.cancel()
+
+		Eventually(r.done).WithTimeout(2 * time.Second).Should(BeClosed())
+		Expect(r.err).NotTo(HaveOccurred())
+		Consistently(supervision(slotDir("coder"))).WithTimeout(300 * time.Millisecond).Should(HaveField("Status.PID", pid))
+	})
+
+	It("refuses a second controller on the same runtime dir", func() {
+		start()
+		lockPath := filepath.Join(runtimeDir, "lock")
+		Eventually(func() (string, error) {
+			b, err := os.ReadFile(lockPath)
+			return strings.TrimSpace(string(b)), err
+		}).Should(Equal(strconv.Itoa(os.Getpid())))
+
+		second := reconciler.New(opts)
+		unlock, err := second.Lock()
+		Expect(unlock).To(BeNil())
+		Expect(err).To(MatchError(reconciler.ErrLocked))
+		Expect(err.Error()).To(ContainSubstring(lockPath))
+		Expect(err.Error()).To(ContainSubstring("pid " + strconv.Itoa(os.Getpid())))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		Expect(errors.Is(second.Run(ctx), reconciler.ErrLocked)).To(BeTrue(), "Run of the second controller must fail at once")
+	})
+
+	It("leaves a fresh external stop alone during the settle period", func() {
+		opts.Rules = reconciler.Rules{SettlePeriod: time.Hour, MinUptime: time.Millisecond}
+		start()
+		addProfile("coder", `{"desired_state":"running"}`)
+		created("coder")
+		from := logs.mark()
+
+		// An operator stops the gateway with s6 directly; the state file still says running.
+		out, err := exec.Command(filepath.Join(s6BinDir, "s6-svc"), "-d", slotDir("coder")).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "s6-svc -d: %s", out)
+
+		Eventually(func() int {
+			return logs.count(from, `"msg"="Correction pending"`, kv("profile", "coder"), `"pending"="Settling: start at `)
+		}).Should(BeNumerically(">=", 1))
+		Consistently(supervision(slotDir("coder"))).Should(HaveField("Status.WantUp", BeFalse()))
+		Expect(logs.count(from, `"msg"="Applied action"`)).To(BeZero())
+	})
+
+	It("backs off a gateway that keeps exiting right after the controller starts it", func() {
+		// crashy's gateway exits 0 at once: the finish script says "do not restart" (125).
+		tpl := sleepTemplates
+		tpl.Run = "#!/bin/sh\ncase \"$(pwd -P)\" in */gateway-crashy) exit 0 ;; esac\nexec sleep 1000\n"
+		rend, err := reconciler.NewRenderer(tpl, nil, home, "")
+		Expect(err).NotTo(HaveOccurred())
+		opts.Renderer = rend
+		start()
+
+		addProfile("crashy", `{"desired_state":"running"}`)
+
+		Eventually(func() int {
+			return logs.count(0, `"msg"="Correction pending"`, kv("profile", "crashy"), `"pending"="CrashLoopBackOff: start at `)
+		}).Should(BeNumerically(">=", 1))
+		// The next start is 10 s away: nothing starts it in the meantime.
+		Consistently(func() int {
+			return logs.count(0, `"msg"="Applied action"`, kv("profile", "crashy"), kv("action", "start gateway-crashy"))
+		}).Should(BeZero())
+		Expect(supervision(slotDir("crashy"))(Default)).To(HaveField("Status.WantUp", BeFalse()))
+	})
+
+	// Known issue, kept as a pending reproduction (make it an It once fixed): the controller creates the slot down (SOUL.md, no
+	// state file yet: Hold), then a running intent arrives whose mtime predates the slot's
+	// pickup (written a moment before the create finished, or copied in with cp -a / rsync -a).
+	// Memory.observe dates the intent by that mtime, so the controller's own create counts as a
+	// newer external change: the gateway starts only after SettlePeriod, as "start (drift)".
+	PIt("starts a profile whose running intent predates the controller's own create", func() {
+		start()
+		dir := filepath.Join(home, "profiles", "coder")
+		Expect(os.Mkdir(dir, 0o755)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(dir, "SOUL.md"), []byte("# coder\n"), 0o644)).To(Succeed())
+		Eventually(supervision(slotDir("coder"))).Should(And(HaveField("Supervised", BeTrue()), HaveField("HasStatus", BeTrue())))
+		Expect(exists(filepath.Join(slotDir("coder"), "down"))).To(BeTrue())
+
+		writeState(dir, `{"desired_state":"running"}`)
+		old := time.Now().Add(-time.Minute)
+		Expect(os.Chtimes(filepath.Join(dir, "gateway_state.json"), old, old)).To(Succeed())
+
+		// Well within the default 15 s settle period: nothing external happened to wait for.
+		Eventually(supervision(slotDir("coder"))).WithTimeout(5 * time.Second).Should(isUp)
+		Expect(logs.count(0, kv("action", "start gateway-coder (drift)"))).To(BeZero())
+	})
+})
