@@ -300,6 +300,14 @@ func (c *Controller) commit(decisions map[string]Decision, res Result, now time.
 			delete(c.pending, name)
 		}
 	}
+	for name, d := range decisions {
+		if res.Errors[name] != nil {
+			continue
+		}
+		for _, a := range d.Actions {
+			c.mem[name] = c.mem[name].applied(a)
+		}
+	}
 	for _, name := range res.Started {
 		c.mem[name] = c.mem[name].started(now)
 	}

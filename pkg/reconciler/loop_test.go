@@ -272,7 +272,7 @@ var _ = Describe("Controller.Run", func() {
 	// pickup (written a moment before the create finished, or copied in with cp -a / rsync -a).
 	// Memory.observe dates the intent by that mtime, so the controller's own create counts as a
 	// newer external change: the gateway starts only after SettlePeriod, as "start (drift)".
-	PIt("starts a profile whose running intent predates the controller's own create", func() {
+	It("starts a profile whose running intent predates the controller's own create", func() {
 		start()
 		dir := filepath.Join(home, "profiles", "coder")
 		Expect(os.Mkdir(dir, 0o755)).To(Succeed())

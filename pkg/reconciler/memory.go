@@ -26,6 +26,11 @@ type Memory struct {
 	IntentSince time.Time
 	// StateModTime is the state file mtime last seen.
 	StateModTime time.Time
+	// Accepted is the supervisor state (Up or Down) last agreed on: set by the controller's own
+	// create, start and stop, and whenever intent and supervisor agree. Hold means unknown (a
+	// fresh controller). A supervisor still in the accepted state did not move: a disagreement
+	// then comes from a new intent and is acted on at once, whatever the timestamps say.
+	Accepted desired.Intent
 	// StartedAt is when the controller last started the gateway; zero once judged.
 	StartedAt time.Time
 	// Crashed is true when the last down was a controller start that died within MinUptime.
@@ -54,9 +59,10 @@ func (m Memory) observe(p desired.Profile, sup s6.Supervision, now time.Time, mi
 	case !m.Seen:
 		m.Seen, m.Intent, m.IntentSince = true, p.Intent, since
 	case p.Intent != m.Intent:
-		// A new intent is a fresh request: it also clears any crash-loop backoff.
+		// A new intent is a fresh request: it also clears any crash-loop backoff, and a stop
+		// asked for right after a start is not a crash.
 		m.Intent, m.IntentSince = p.Intent, since
-		m.Failures, m.NextStart, m.Crashed = 0, time.Time{}, false
+		m.Failures, m.NextStart, m.Crashed, m.StartedAt = 0, time.Time{}, false, time.Time{}
 	case p.StateModTime.After(m.StateModTime) && !sup.Up() && p.StateModTime.After(sup.Changed):
 		// Written after the gateway went down, so not by the gateway: the operator (or the
 		// CLI) wrote the intent again. That is a fresh request too.
@@ -92,4 +98,34 @@ func (m Memory) observe(p desired.Profile, sup s6.Supervision, now time.Time, mi
 func (m Memory) started(now time.Time) Memory {
 	m.StartedAt, m.Crashed = now, false
 	return m
+}
+
+// applied records the supervisor state an applied action leaves behind.
+func (m Memory) applied(a Action) Memory {
+	switch a.Kind {
+	case Create:
+		m.Accepted = desired.Up
+		if a.Down {
+			m.Accepted = desired.Down
+		}
+	case Start:
+		m.Accepted = desired.Up
+	case Stop:
+		m.Accepted = desired.Down
+	}
+	return m
+}
+
+// agree records that the supervisor's want (up or not) is accepted.
+func (m Memory) agree(wantUp bool) Memory {
+	m.Accepted = desired.Down
+	if wantUp {
+		m.Accepted = desired.Up
+	}
+	return m
+}
+
+// moved reports whether the supervisor left the accepted state (unknown counts as moved).
+func (m Memory) moved(wantUp bool) bool {
+	return m.Accepted == desired.Hold || (m.Accepted == desired.Up) != wantUp
 }

@@ -101,14 +101,21 @@ func PlanProfile(in Input, r Rules) Decision {
 		d.RequeueAfter = time.Second
 		return d
 	}
+	wantUp := sup.Status.WantUp
+	if !in.Boot && (intent == desired.Hold || (intent == desired.Up) == wantUp) {
+		d.Memory = d.Memory.agree(wantUp)
+	}
+	// A supervisor that left the accepted state was moved by someone else (or by the gateway's
+	// own exit): that change settles, or backs off after a crash. Otherwise the intent moved.
+	moved := !in.Boot && d.Memory.moved(wantUp)
 	switch intent {
 	case desired.Up:
-		if sup.Status.WantUp {
+		if wantUp {
 			mark(false)
 			return d
 		}
 		act := Action{Kind: Start, Profile: p.Name, Slot: slot.Name}
-		if !in.Boot {
+		if moved {
 			var wait time.Duration
 			var why string
 			if d.Memory.Crashed {
@@ -124,12 +131,12 @@ func PlanProfile(in Input, r Rules) Decision {
 		}
 		d.Actions = append(d.Actions, act)
 	case desired.Down:
-		if !sup.Status.WantUp {
+		if !wantUp {
 			mark(true)
 			return d
 		}
 		act := Action{Kind: Stop, Profile: p.Name, Slot: slot.Name}
-		if !in.Boot {
+		if moved {
 			var wait time.Duration
 			var why string
 			wait, act.Drift, why = settle(d.Memory.IntentSince, sup.Changed, in.Now, r.SettlePeriod)

@@ -967,3 +967,53 @@ func TestActionString(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanProfileAcceptedState: a supervisor still in the state the controller left it in did
+// not move, so a disagreement is a new intent and is acted on at once, whatever the mtimes say
+// (a state file copied in with an old mtime after the controller created the slot down).
+func TestPlanProfileAcceptedState(t *testing.T) {
+	r := planRenderer(t)
+	old := t0.Add(-time.Hour) // intent mtime older than the supervisor's last change
+	changed := t0.Add(-2 * time.Second)
+	down := s6.Status{Stamp: changed}
+	up := s6.Status{PID: 7, WantUp: true, Stamp: changed}
+	for _, tc := range []struct {
+		name     string
+		intent   desired.Intent
+		st       s6.Status
+		accepted desired.Intent
+		want     []string
+		pending  bool
+	}{
+		{name: "created down by us, intent now up", intent: desired.Up, st: down, accepted: desired.Down, want: []string{"start gateway-coder"}},
+		{name: "started by us, intent now down", intent: desired.Down, st: up, accepted: desired.Up, want: []string{"stop gateway-coder"}},
+		{name: "unknown (fresh controller): settle by mtimes", intent: desired.Up, st: down, accepted: desired.Hold, pending: true},
+		{name: "moved away from accepted up: settle", intent: desired.Up, st: down, accepted: desired.Up, pending: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProfile("coder", tc.intent, tc.intent, old)
+			files := render(t, r, p)
+			mem := Memory{Seen: true, Intent: tc.intent, IntentSince: old, StateModTime: old, Accepted: tc.accepted}
+			d := PlanProfile(Input{Name: "coder", Now: t0, Profile: p, Files: files,
+				Slot: newSlot("coder", files, supervisedBy(tc.st, changed)), Memory: mem}, testRules)
+			if got := actionStrings(d.Actions); !cmp.Equal(got, tc.want, equateNil) {
+				t.Errorf("actions: %s", cmp.Diff(tc.want, got, equateNil))
+			}
+			if (d.Pending != "") != tc.pending {
+				t.Errorf("pending = %q, want pending %v", d.Pending, tc.pending)
+			}
+		})
+	}
+}
+
+// TestMemoryStopRightAfterStartIsNoCrash: an intent change within MinUptime of a controller
+// start is a request, not a crash.
+func TestMemoryStopRightAfterStartIsNoCrash(t *testing.T) {
+	p := newProfile("coder", desired.Down, desired.Down, t0.Add(-time.Second))
+	m := Memory{Seen: true, Intent: desired.Up, IntentSince: t0.Add(-time.Minute), Accepted: desired.Up, StartedAt: t0.Add(-3 * time.Second)}
+	sup := s6.Supervision{Supervised: true, HasStatus: true, Status: s6.Status{Stamp: t0.Add(-500 * time.Millisecond)}, Changed: t0.Add(-500 * time.Millisecond)}
+	got := m.observe(*p, sup, t0, testRules.MinUptime)
+	if got.Crashed || got.Failures != 0 {
+		t.Fatalf("stop after a new intent booked as crash: %+v", got)
+	}
+}

@@ -271,6 +271,6 @@ func (c *Controller) persistIfChanged(before map[string]Memory) error {
 }
 
 func sameDurable(a, b Memory) bool {
-	return a.Intent == b.Intent && a.IntentSince.Equal(b.IntentSince) && a.StartedAt.Equal(b.StartedAt) &&
+	return a.Intent == b.Intent && a.Accepted == b.Accepted && a.IntentSince.Equal(b.IntentSince) && a.StartedAt.Equal(b.StartedAt) &&
 		a.Crashed == b.Crashed && a.Failures == b.Failures && a.NextStart.Equal(b.NextStart)
 }
