@@ -18,10 +18,11 @@ test: ## vet, gofmt, unit + e2e tests with -race, short fuzzing (installs s6 wit
 bench: ## Benchmarks of ./pkg/... (6 runs each), with a table of medians
 	./hack/bench.sh
 
-lint: ## gofmt -l, go vet (with and without -tags e2e), go mod tidy leaves no diff
+lint: ## gofmt -l, go vet and staticcheck (with and without -tags e2e), go mod tidy leaves no diff
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
+	source hack/lib.sh && run_staticcheck
 	$(GO) mod tidy -diff
 
 demo: ## Self-contained demo on a temp HERMES_HOME with a real s6-svscan and a fake gateway

@@ -38,3 +38,11 @@ check_gofmt() {
 		return 1
 	fi
 }
+
+# STATICCHECK is the pinned staticcheck, built from the Go module proxy on first use.
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# run_staticcheck runs staticcheck (configuration: staticcheck.conf) on every package, e2e included.
+run_staticcheck() {
+	go run "$STATICCHECK" ./... && go run "$STATICCHECK" -tags e2e ./test/e2e/...
+}

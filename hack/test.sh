@@ -18,6 +18,8 @@ go vet ./...
 go vet -tags e2e ./test/e2e/...
 echo "== gofmt"
 check_gofmt
+echo "== staticcheck"
+run_staticcheck
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
