@@ -47,7 +47,8 @@ type Config struct {
 	CommandTimeout Duration `json:"commandTimeout,omitempty"`
 	// ServicesMax is s6-svscan's service limit, loggers included (default 1000; 0 keeps the default).
 	ServicesMax int `json:"servicesMax,omitempty"`
-	// GatewayUser owns the supervise skeleton and runs the gateway (empty: no drop, no skeleton).
+	// GatewayUser runs the gateway; its group may drive the slots through the supervise skeleton
+	// (empty: no privilege drop, no skeleton).
 	GatewayUser string `json:"gatewayUser,omitempty"`
 	// ExtraEnv is exported in every run script, as shell-quoted export lines sorted by key.
 	ExtraEnv map[string]string `json:"extraEnv,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -87,22 +88,68 @@ func (d *Dir) IsRegular(name string) bool {
 	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
 }
 
-// ReadFile reads the regular file name in d, at most max bytes. It refuses symlinks
-// (ErrSymlink), non-regular files (ErrNotRegular, without blocking on a FIFO) and files
-// bigger than max (ErrTooBig). It returns the file's stat too.
-func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
+// OpenRegular opens the regular file name in d with flags (O_RDONLY, or O_WRONLY|O_APPEND, ...;
+// O_CLOEXEC|O_NOCTTY|O_NONBLOCK are always added, O_CREAT is not allowed) and returns the
+// descriptor and its stat. It never follows a symlink (ErrSymlink) and never opens anything but
+// a regular file for I/O: the entry is first opened with O_PATH|O_NOFOLLOW, which has no side
+// effects on any file type, checked with fstat, and only a regular file is then reopened through
+// /proc/self/fd, which names that very inode. A FIFO, socket, device or directory is refused
+// (ErrNotRegular) without ever being opened for reading or writing, even when it is swapped in
+// between a caller's check and this call. Without /proc it falls back to openat with
+// O_NOFOLLOW|O_NONBLOCK and refuses the result unless it is the inode that was checked (a swapped
+// in device is then opened, but never read or written). The caller closes the descriptor.
+func (d *Dir) OpenRegular(name string, flags int) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	p := d.join(name)
+	if flags&unix.O_CREAT != 0 {
+		return -1, st, &os.PathError{Op: "open", Path: p, Err: errors.New("OpenRegular cannot create")}
+	}
+	pfd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
+		return -1, st, &os.PathError{Op: "open", Path: p, Err: symlinkErr(err)}
+	}
+	defer unix.Close(pfd)
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return -1, st, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFLNK: // O_PATH|O_NOFOLLOW opens the link itself
+		return -1, st, &os.PathError{Op: "open", Path: p, Err: ErrSymlink}
+	default:
+		return -1, st, &os.PathError{Op: "open", Path: p, Err: fmt.Errorf("%w: it is %s", ErrNotRegular, Kind(st.Mode))}
+	}
+	flags |= unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags, 0)
+	if err != nil {
+		// No usable /proc: open by name again, without following, and insist on the same inode.
+		fd, err = unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return -1, st, &os.PathError{Op: "open", Path: p, Err: symlinkErr(err)}
+		}
+	}
+	var st2 unix.Stat_t
+	if err := unix.Fstat(fd, &st2); err != nil {
+		unix.Close(fd)
+		return -1, st, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st2.Dev != st.Dev || st2.Ino != st.Ino || st2.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, st, &os.PathError{Op: "open", Path: p, Err: fmt.Errorf("%w: replaced while being opened", ErrNotRegular)}
+	}
+	return fd, st2, nil
+}
+
+// ReadFile reads the regular file name in d, at most max bytes. It refuses symlinks
+// (ErrSymlink), non-regular files (ErrNotRegular; a FIFO or device is never opened for reading,
+// see OpenRegular) and files bigger than max (ErrTooBig). It returns the file's stat too (for a
+// refused file, the stat of what was found, when it could be taken).
+func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
+	fd, st, err := d.OpenRegular(name, unix.O_RDONLY)
+	if err != nil {
+		return nil, st, err
 	}
 	defer unix.Close(fd)
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, st, &os.PathError{Op: "stat", Path: d.join(name), Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: ErrNotRegular}
-	}
 	if st.Size > max {
 		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, st.Size, max)}
 	}

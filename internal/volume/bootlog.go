@@ -58,9 +58,11 @@ func token(s string) string {
 
 // AppendBootLog appends lines (each without its newline) to HERMES_HOME/logs/container-boot.log
 // in one write. It creates logs/ (mode 0755, owned by the caller) when missing and refuses a
-// logs/ that is a symlink or not a directory. The log is opened with openat on the logs/
-// descriptor with O_APPEND|O_CREAT|O_NOFOLLOW|O_NONBLOCK (mode 0644) and must be a regular file:
-// a symlink, a FIFO or anything else is refused and left untouched. When the log is
+// logs/ that is a symlink or not a directory. The log is opened relative to the logs/
+// descriptor, never following a symlink, for appending (created 0644 with O_EXCL when missing),
+// and must be a regular file with a single hard link: a symlink, a FIFO, a device, a
+// hard-linked file or anything else is refused without being opened for writing, and left
+// untouched (see openLog). When the log is
 // BootLogRotateSize or bigger before appending, it is renamed to container-boot.log.1
 // (replacing an older one) and a new log is started. With no lines it does nothing at all. A
 // line holding a line break is refused before anything is written. home is trusted.
@@ -127,25 +129,38 @@ func openOrMakeDir(d *safefs.Dir, name string) (*safefs.Dir, error) {
 }
 
 // openLog opens (creating) the boot log for appending and returns it with its current size.
+//
+// An existing log is opened with safefs.OpenRegular, so a symlink, FIFO, socket, device or
+// directory there is refused without being opened for writing, even if it is swapped in after
+// a check. A missing log is created with O_CREAT|O_EXCL|O_NOFOLLOW, which never follows or
+// reuses anything planted meanwhile (EEXIST: look again). A log with more than one hard link
+// is refused: appending would write to whatever other file shares its inode.
 func openLog(logs *safefs.Dir) (*os.File, int64, error) {
 	path := logs.Path() + "/" + BootLogName
-	fd, err := unix.Openat(logs.FD(), BootLogName,
-		unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0o644)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			err = safefs.ErrSymlink
+	for range 3 {
+		fd, st, err := logs.OpenRegular(BootLogName, unix.O_WRONLY|unix.O_APPEND)
+		if errors.Is(err, fs.ErrNotExist) {
+			fd, err = unix.Openat(logs.FD(), BootLogName,
+				unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0o644)
+			if errors.Is(err, unix.EEXIST) {
+				continue
+			}
+			if err != nil {
+				return nil, 0, &os.PathError{Op: "create", Path: path, Err: err}
+			}
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return nil, 0, &os.PathError{Op: "stat", Path: path, Err: err}
+			}
+		} else if err != nil {
+			return nil, 0, err
 		}
-		return nil, 0, &os.PathError{Op: "open", Path: path, Err: err}
+		if st.Nlink > 1 {
+			unix.Close(fd)
+			return nil, 0, &os.PathError{Op: "open", Path: path,
+				Err: fmt.Errorf("refusing to append to a file with %d hard links (it may be another file's name); remove it", st.Nlink)}
+		}
+		return os.NewFile(uintptr(fd), path), st.Size, nil
 	}
-	f := os.NewFile(uintptr(fd), path)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.Close()
-		return nil, 0, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.Close()
-		return nil, 0, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: it is %s", safefs.ErrNotRegular, safefs.Kind(st.Mode))}
-	}
-	return f, st.Size, nil
+	return nil, 0, &os.PathError{Op: "open", Path: path, Err: errors.New("keeps appearing and disappearing; not appended")}
 }

@@ -204,12 +204,29 @@ func (w *watcher) forget(path string) {
 	w.mu.Unlock()
 }
 
-// ensure watches a key's profile dir and its slot's supervise dir once they exist.
+// ensure watches a key's profile dir and its slot's supervise dir once they exist. Only valid
+// names whose entries are real directories are watched: inotify follows symlinks, so a symlinked
+// entry is never watched (a swap after the check only costs a harmless hint), and hostile names
+// never reach a watch.
 func (w *watcher) ensure(key string) {
 	if key != desired.DefaultProfile {
-		w.watch(filepath.Join(w.c.opts.HermesHome, "profiles", key))
+		if desired.ValidateName(key) != nil {
+			return
+		}
+		if dir := filepath.Join(w.c.opts.HermesHome, "profiles", key); isRealDir(dir) {
+			w.watch(dir)
+		}
 	}
-	w.watch(filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key, "supervise"))
+	slot := filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key)
+	if isRealDir(slot) && isRealDir(filepath.Join(slot, "supervise")) {
+		w.watch(filepath.Join(slot, "supervise"))
+	}
+}
+
+// isRealDir reports whether path is a directory and not a symlink.
+func isRealDir(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.IsDir()
 }
 
 func (w *watcher) run(ctx context.Context) {

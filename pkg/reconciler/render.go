@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
@@ -141,6 +142,10 @@ func (r *Renderer) Render(p desired.Profile) ([]s6.File, error) {
 		var b bytes.Buffer
 		if err := x.t.Execute(&b, d); err != nil {
 			return nil, fmt.Errorf("render %s for profile %s: %w", x.name, p.Name, err)
+		}
+		if b.Len() > observed.MaxManagedFileSize {
+			// The observer caps its reads there: a bigger file would look drifted on every pass.
+			return nil, fmt.Errorf("render %s for profile %s: %d bytes, limit %d", x.name, p.Name, b.Len(), observed.MaxManagedFileSize)
 		}
 		files = append(files, s6.File{Name: x.name, Data: b.Bytes(), Mode: 0o755})
 	}

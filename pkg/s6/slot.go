@@ -21,11 +21,21 @@ const SlotPrefix = "gateway-"
 
 // Default modes of what CreateSlot and SetDown make.
 const (
-	dirMode       = 0o755
-	downMode      = 0o644
-	fifodirMode   = 0o3730 // setgid + sticky + group-writable, as s6's event/ fifodirs
-	superviseMode = 0o755
-	controlMode   = 0o660
+	dirMode  = 0o755
+	downMode = 0o644
+)
+
+// Modes of the supervise skeleton (the s6-svperms model: root owns everything, the gateway
+// user's group gets exactly the access s6-svc, s6-svstat and s6-svwait need).
+const (
+	// fifodirMode is event/: setgid + sticky + group-writable, as s6 makes its fifodirs. A group
+	// member can add (and remove its own) subscription FIFOs, nothing else.
+	fifodirMode = 0o3730
+	// superviseMode is supervise/: the group may traverse it (open control, read status and
+	// lock), but not list it and, above all, not create entries in it.
+	superviseMode = 0o710
+	// controlMode is supervise/control: the group may write commands, not read them.
+	controlMode = 0o620
 )
 
 // File is one file of a slot directory: Name is relative to the slot ("run", "log/run").
@@ -40,7 +50,12 @@ type File struct {
 	Mode os.FileMode
 }
 
-// Owner is the uid/gid that owns the supervise skeleton of a slot (gatewayUser).
+// Owner is the gateway user (gatewayUser) that may drive a slot's supervisor without root.
+//
+// Only GID is used for ownership: the skeleton is owned by the controller's own uid (root in
+// the container) with group GID, so that the user's group can run s6-svc, s6-svstat and
+// s6-svwait but cannot create, replace or link anything in supervise/, which root's
+// s6-supervise writes into. UID is carried for messages and callers; it owns nothing.
 type Owner struct{ UID, GID int }
 
 // StagingName returns the name of slot's staging entry in the scandir: ".<slot>.tmp".
@@ -180,13 +195,15 @@ func removeEntry(d *safefs.Dir, name string) error {
 }
 
 // CreateSlot builds <scandir>/.<slot>.tmp with files (and ./down when down is true, and the
-// supervise skeleton owned by owner when owner is non-nil), then renames it to <scandir>/<slot>.
+// supervise skeleton for owner's group when owner is non-nil), then renames it to <scandir>/<slot>.
 //
 // slot must be "gateway-<name>". A leftover staging entry is removed first without following a
-// symlink (a planted symlink is unlinked, its target untouched). Files are created with
-// O_EXCL|O_NOFOLLOW, chmodded to their Mode and fsynced; directories they need (log/) are made
-// 0755. The skeleton (SPEC §6) is event/ 03730, supervise/ 0755, supervise/event/ 03730 and the
-// FIFO supervise/control 0660, each chowned to owner before its chmod, and the same under log/
+// symlink (a planted symlink is unlinked, its target untouched; a planted directory is removed
+// without following the links in it). Files are created with O_EXCL|O_NOFOLLOW, chmodded to
+// their Mode and fsynced; directories they need (log/) are made 0755, owned by the caller. The
+// skeleton, built in the staging directory before it is published, is the s6-svperms model
+// (see makeSkeleton): event/ root:<gid> 03730, supervise/ root:<gid> 0710 and the FIFO
+// supervise/control root:<gid> 0620, each chowned before its chmod, and the same under log/
 // when the slot has one. The rename never replaces anything: when <scandir>/<slot> exists the
 // result is an error wrapping fs.ErrExist. On any error the staging entry is removed and the
 // scandir holds no new slot. The caller still has to run Client.Rescan for s6-svscan to see it.
@@ -300,36 +317,87 @@ func fillStaging(st *safefs.Dir, files []File, down bool, owner *Owner) error {
 	return syncDir(st)
 }
 
-// makeSkeleton pre-creates what s6-supervise would otherwise create root-only, owned by owner,
-// so that a non-root user can run s6-svc, s6-svstat and s6-svwait on the service.
+// makeSkeleton gives the gateway user's group (o.GID) the access s6-svperms -G/-E would give,
+// before s6-supervise first runs in d:
+//
+//	event/             root:GID 03730  (fifodir: group members may add subscription FIFOs)
+//	supervise/         root:GID 0710   (group may traverse, not list, not create)
+//	supervise/control  root:GID 0620   (FIFO: group may write commands)
+//
+// s6-supervise reuses an existing supervise/ and event/ and leaves their owners and modes alone,
+// so these stick. It creates lock, status and death_tally itself, as root, in a directory only
+// root can write: a group member can read status and probe lock (s6-svstat), write control
+// (s6-svc) and subscribe in event/ (s6-svwait), but cannot plant a symlink or a file under a name
+// s6-supervise later opens with O_CREAT (status.new, lock, death_tally). That is why supervise/
+// is not owned by the user, as SPEC §6 first had it: the owner of supervise/ could point
+// supervise/status.new at any file and have root truncate it.
+//
+// Every entry is owned by the calling process's uid (-1 to fchown), chowned before it is
+// chmodded (a chown may clear setgid), through a descriptor opened without following symlinks.
+// makeSkeleton is idempotent: existing directories and a FIFO are reused and their owner and
+// mode set again; an entry of the wrong type (or a symlink) is an error and is not touched.
 func makeSkeleton(d *safefs.Dir, o Owner) error {
-	ev, err := mkdirIn(d, "event", fifodirMode, &o, true)
+	ev, err := skeletonDir(d, "event", o.GID, fifodirMode)
 	if err != nil {
 		return err
 	}
 	ev.Close()
-	sup, err := mkdirIn(d, "supervise", superviseMode, &o, true)
+	sup, err := skeletonDir(d, "supervise", o.GID, superviseMode)
 	if err != nil {
 		return err
 	}
 	defer sup.Close()
-	sev, err := mkdirIn(sup, "event", fifodirMode, &o, true)
-	if err != nil {
+	if err := skeletonFIFO(sup, "control", o.GID, controlMode); err != nil {
 		return err
 	}
-	sev.Close()
-	p := sup.Path() + "/control"
-	if err := unix.Mkfifoat(sup.FD(), "control", 0o600); err != nil {
+	return syncDir(sup)
+}
+
+// skeletonDir creates (or reuses) the real directory name in d and sets it to uid unchanged,
+// group gid, mode perm, in that order, on its descriptor.
+func skeletonDir(d *safefs.Dir, name string, gid int, perm uint32) (*safefs.Dir, error) {
+	if err := unix.Mkdirat(d.FD(), name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, pathErr("mkdir", d.Path()+"/"+name, err)
+	}
+	sub, err := d.OpenDir(name) // O_NOFOLLOW|O_DIRECTORY: a symlink or a file is refused
+	if err != nil {
+		return nil, err
+	}
+	if err := chownChmod(sub.FD(), sub.Path(), perm, &Owner{UID: -1, GID: gid}); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// skeletonFIFO creates (or reuses) the FIFO name in d and sets it to uid unchanged, group gid,
+// mode perm, in that order. The entry is checked with fstatat(AT_SYMLINK_NOFOLLOW) first (no
+// side effect whatever it is), opened only if it is a FIFO (O_RDONLY|O_NONBLOCK|O_NOFOLLOW,
+// which never blocks), and used only if the descriptor is the inode that was checked.
+func skeletonFIFO(d *safefs.Dir, name string, gid int, perm uint32) error {
+	p := d.Path() + "/" + name
+	if err := unix.Mkfifoat(d.FD(), name, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
 		return pathErr("mkfifo", p, err)
 	}
-	if err := unix.Fchownat(sup.FD(), "control", o.UID, o.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return pathErr("chown", p, err)
+	var checked, st unix.Stat_t
+	if err := unix.Fstatat(d.FD(), name, &checked, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return pathErr("stat", p, err)
 	}
-	// The directory is fresh and only root can write to it, so nothing can have swapped the FIFO.
-	if err := unix.Fchmodat(sup.FD(), "control", controlMode, 0); err != nil {
-		return pathErr("chmod", p, err)
+	if checked.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return pathErr("open", p, fmt.Errorf("it is %s, not a FIFO", safefs.Kind(checked.Mode)))
 	}
-	return syncDir(sup)
+	fd, err := unix.Openat(d.FD(), name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return pathErr("open", p, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return pathErr("stat", p, err)
+	}
+	if st.Dev != checked.Dev || st.Ino != checked.Ino || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return pathErr("open", p, errors.New("replaced while being opened"))
+	}
+	return chownChmod(fd, p, perm, &Owner{UID: -1, GID: gid})
 }
 
 // renameNoReplace renames from to to inside d, failing with fs.ErrExist when to exists. Plain

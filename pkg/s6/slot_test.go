@@ -189,7 +189,7 @@ var _ = Describe("CreateSlot", func() {
 		Entry("dot-dot", "../gateway-x"),
 	)
 
-	It("pre-creates the supervise skeleton owned by the owner, which s6-supervise keeps", func(ctx SpecContext) {
+	It("pre-creates the supervise skeleton root-owned for the owner's group, which s6-supervise keeps", func(ctx SpecContext) {
 		owner := s6.Owner{UID: os.Getuid(), GID: os.Getgid()}
 		if os.Getuid() == 0 {
 			owner = s6.Owner{UID: 10000, GID: 10000}
@@ -200,13 +200,13 @@ var _ = Describe("CreateSlot", func() {
 		})
 		cleanupSlot(name, dir)
 
+		// The s6-svperms model: everything stays the controller's, the group gets access.
 		expectSkeleton := func(d string) {
-			owned := func(m fs.FileMode) entry { return entry{mode: m, uid: owner.UID, gid: owner.GID} }
+			grouped := func(m fs.FileMode) entry { return entry{mode: m, uid: os.Getuid(), gid: owner.GID} }
 			fifodir := fs.ModeDir | fs.ModeSetgid | fs.ModeSticky | 0o730
-			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "event"))).To(Equal(owned(fifodir)), d+"/event")
-			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "supervise"))).To(Equal(owned(fs.ModeDir|0o755)), d+"/supervise")
-			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "supervise", "event"))).To(Equal(owned(fifodir)), d+"/supervise/event")
-			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "supervise", "control"))).To(Equal(owned(fs.ModeNamedPipe|0o660)), d+"/supervise/control")
+			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "event"))).To(Equal(grouped(fifodir)), d+"/event")
+			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "supervise"))).To(Equal(grouped(fs.ModeDir|0o710)), d+"/supervise")
+			ExpectWithOffset(1, lstatEntry(filepath.Join(d, "supervise", "control"))).To(Equal(grouped(fs.ModeNamedPipe|0o620)), d+"/supervise/control")
 		}
 		expectSkeleton(dir)
 		expectSkeleton(filepath.Join(dir, "log"))
