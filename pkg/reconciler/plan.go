@@ -108,46 +108,36 @@ func PlanProfile(in Input, r Rules) Decision {
 	// A supervisor that left the accepted state was moved by someone else (or by the gateway's
 	// own exit): that change settles, or backs off after a crash. Otherwise the intent moved.
 	moved := !in.Boot && d.Memory.moved(wantUp)
-	switch intent {
-	case desired.Up:
-		if wantUp {
-			mark(false)
-			return d
-		}
-		act := Action{Kind: Start, Profile: p.Name, Slot: slot.Name}
-		if moved {
-			var wait time.Duration
-			var why string
-			if d.Memory.Crashed {
-				wait, why = d.Memory.NextStart.Sub(in.Now), "CrashLoopBackOff"
-			} else {
-				wait, act.Drift, why = settle(d.Memory.IntentSince, sup.Changed, in.Now, r.SettlePeriod)
-			}
-			if wait > 0 {
-				d.RequeueAfter = wait
-				d.Pending = why + ": start at " + in.Now.Add(wait).UTC().Format(time.RFC3339)
-				return d
-			}
-		}
-		d.Actions = append(d.Actions, act)
-	case desired.Down:
-		if !wantUp {
-			mark(true)
-			return d
-		}
-		act := Action{Kind: Stop, Profile: p.Name, Slot: slot.Name}
-		if moved {
-			var wait time.Duration
-			var why string
-			wait, act.Drift, why = settle(d.Memory.IntentSince, sup.Changed, in.Now, r.SettlePeriod)
-			if wait > 0 {
-				d.RequeueAfter = wait
-				d.Pending = why + ": stop at " + in.Now.Add(wait).UTC().Format(time.RFC3339)
-				return d
-			}
-		}
-		d.Actions = append(d.Actions, act)
+	var act Action
+	switch {
+	case intent == desired.Up && wantUp:
+		mark(false)
+		return d
+	case intent == desired.Down && !wantUp:
+		mark(true)
+		return d
+	case intent == desired.Up:
+		act = Action{Kind: Start, Profile: p.Name, Slot: slot.Name}
+	case intent == desired.Down:
+		act = Action{Kind: Stop, Profile: p.Name, Slot: slot.Name}
+	default:
+		return d // Hold: keep whatever the gateway is doing
 	}
+	if moved {
+		var wait time.Duration
+		var why string
+		if act.Kind == Start && d.Memory.Crashed {
+			wait, why = d.Memory.NextStart.Sub(in.Now), "CrashLoopBackOff"
+		} else {
+			wait, act.Drift, why = settle(d.Memory.IntentSince, sup.Changed, in.Now, r.SettlePeriod)
+		}
+		if wait > 0 {
+			d.RequeueAfter = wait
+			d.Pending = why + ": " + string(act.Kind) + " at " + in.Now.Add(wait).UTC().Format(time.RFC3339)
+			return d
+		}
+	}
+	d.Actions = append(d.Actions, act)
 	return d
 }
 
