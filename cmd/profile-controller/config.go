@@ -54,6 +54,9 @@ type Config struct {
 	ExtraEnv map[string]string `json:"extraEnv,omitempty"`
 	// Templates override the rendered service files (Go text/template).
 	Templates Templates `json:"templates,omitempty"`
+	// MetricsAddr, when set (e.g. "127.0.0.1:9464"), serves /metrics, /healthz and /readyz
+	// during `run` (default: off).
+	MetricsAddr string `json:"metricsAddr,omitempty"`
 	// LogFormat is "json" or "console" (default json for run, console otherwise).
 	LogFormat string `json:"logFormat,omitempty"`
 	// Verbosity is the logr V level enabled (default 0).

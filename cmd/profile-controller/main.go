@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -166,7 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &exitError{2, err}
 	}
 	defer flush()
-	ctl, err := newController(cfg, log)
+	reg := prometheus.NewRegistry()
+	ctl, err := newController(cfg, log, reg)
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -176,6 +178,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		log.Info("Starting", "version", versionString(), "hermesHome", cfg.HermesHome, "scandir", cfg.Scandir)
+		if cfg.MetricsAddr != "" {
+			if err := serveMetrics(ctx, cfg.MetricsAddr, reg, ctl, log); err != nil {
+				return err
+			}
+		}
 		return ctl.Run(ctx)
 	case "reconcile":
 		return reconcileOnce(ctx, ctl, *boot, *dry, stdout, stderr)
@@ -248,7 +255,7 @@ func newLogger(cfg Config, cmd string, stderr io.Writer) (logr.Logger, func(), e
 	return zapr.NewLogger(zl), func() { _ = zl.Sync() }, nil
 }
 
-func newController(cfg Config, log logr.Logger) (*reconciler.Controller, error) {
+func newController(cfg Config, log logr.Logger, reg prometheus.Registerer) (*reconciler.Controller, error) {
 	r, err := reconciler.NewRenderer(reconciler.Templates{
 		Run: cfg.Templates.Run, Finish: cfg.Templates.Finish, LogRun: cfg.Templates.LogRun,
 	}, cfg.ExtraEnv, cfg.HermesHome, cfg.GatewayUser)
@@ -277,6 +284,7 @@ func newController(cfg Config, log logr.Logger) (*reconciler.Controller, error) 
 		CleanStale:        func(profile string) ([]string, error) { return volume.CleanStaleProfile(home, profile) },
 		BootLog:           func(lines []string) error { return volume.AppendBootLog(home, lines) },
 		Log:               log,
+		Metrics:           reg,
 	}), nil
 }
 

@@ -191,7 +191,11 @@ var _ = Describe("Executor", func() {
 		setUp([]string{"coder"}, nil)
 		before, err := s6.ReadSupervision(dir("coder"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(os.WriteFile(filepath.Join(dir("coder"), "run"), []byte("#!/bin/sh\nexec sleep 5\n"), 0o700)).To(Succeed())
+		// Drift the script by rename, not in place: truncating a script that s6-supervise may
+		// be exec'ing at this very moment would make the shell read an empty file and exit 0.
+		tmp := filepath.Join(dir("coder"), ".run.drift")
+		Expect(os.WriteFile(tmp, []byte("#!/bin/sh\nexec sleep 5\n"), 0o700)).To(Succeed())
+		Expect(os.Rename(tmp, filepath.Join(dir("coder"), "run"))).To(Succeed())
 		Expect(os.Remove(filepath.Join(dir("coder"), "log", "run"))).To(Succeed())
 		d := planFor("coder", desired.Up)
 		Expect(actionStrings(d.Actions)).To(Equal([]string{"update gateway-coder run,log/run"}))

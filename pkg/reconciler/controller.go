@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hermes/profile-controller/internal/safefs"
 	"github.com/hermes/profile-controller/internal/volume"
@@ -48,6 +49,8 @@ type Options struct {
 	Now func() time.Time
 	// ServicesMax is s6-svscan's service limit, loggers included (0: unchecked).
 	ServicesMax int
+	// Metrics, when set, receives the controller's Prometheus metrics.
+	Metrics prometheus.Registerer
 	// Workers is the number of keys reconciled in parallel (default 2); a key never runs twice at once.
 	Workers int
 }
@@ -85,12 +88,13 @@ type Controller struct {
 	mem      map[string]Memory
 	pending  map[string]string
 	reported map[string]string // last problem logged per key, to log changes only
+	metrics  *metrics
 }
 
 // New returns a Controller. It does not touch the file system.
 func New(opts Options) *Controller {
 	opts.defaults()
-	return &Controller{
+	c := &Controller{
 		opts:   opts,
 		loader: desired.Loader{Home: opts.HermesHome},
 		exec: &Executor{
@@ -102,6 +106,8 @@ func New(opts Options) *Controller {
 		pending:  map[string]string{},
 		reported: map[string]string{},
 	}
+	c.metrics = c.registerMetrics(opts.Metrics)
+	return c
 }
 
 // BootPending reports whether the boot pass has not run since the runtime dir was created.
@@ -175,6 +181,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	res := Result{Errors: map[string]error{}}
 	if !dryRun {
 		res = c.exec.Apply(ctx, actions)
+		c.metrics.applied(actions, res)
 		c.commit(decisions, res, now)
 		rep.Err = res.Err()
 		rep.Warnings = res.Warnings
@@ -365,6 +372,7 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 	var res Result
 	if len(actions) > 0 {
 		res = c.exec.Apply(ctx, actions)
+		c.metrics.applied(actions, res)
 		for _, a := range actions {
 			if err := res.Errors[name]; err == nil {
 				log.Info("Applied action", "action", a.String())

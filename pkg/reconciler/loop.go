@@ -123,7 +123,11 @@ func (c *Controller) work(ctx, workCtx context.Context, queue workqueue.TypedRat
 	}
 	start := time.Now()
 	requeue, err := c.ReconcileKey(workCtx, key)
-	w.ensure(key)
+	c.metrics.reconciled(time.Since(start), err, requeue)
+	if w.ensure(key) {
+		// A watch added only now missed whatever was written before it: look once more.
+		queue.Add(key)
+	}
 	log := c.opts.Log.WithValues("profile", key)
 	switch {
 	case err != nil:
@@ -179,23 +183,24 @@ func (w *watcher) close() {
 }
 
 // watch adds a watch once; a refusal is logged once and otherwise ignored.
-func (w *watcher) watch(path string) {
+func (w *watcher) watch(path string) (added bool) {
 	if w.fs == nil {
-		return
+		return false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.watched[path] {
-		return
+		return false
 	}
 	if err := w.fs.Add(path); err != nil {
 		if !errors.Is(err, os.ErrNotExist) && !w.warnedOnce {
 			w.warnedOnce = true
 			w.log.Error(err, "Could not add a file watch, relying on the periodic resync for it", "path", path)
 		}
-		return
+		return false
 	}
 	w.watched[path] = true
+	return true
 }
 
 func (w *watcher) forget(path string) {
@@ -207,20 +212,21 @@ func (w *watcher) forget(path string) {
 // ensure watches a key's profile dir and its slot's supervise dir once they exist. Only valid
 // names whose entries are real directories are watched: inotify follows symlinks, so a symlinked
 // entry is never watched (a swap after the check only costs a harmless hint), and hostile names
-// never reach a watch.
-func (w *watcher) ensure(key string) {
+// never reach a watch. It reports whether a profile-dir watch was added just now.
+func (w *watcher) ensure(key string) (added bool) {
 	if key != desired.DefaultProfile {
 		if desired.ValidateName(key) != nil {
-			return
+			return false
 		}
 		if dir := filepath.Join(w.c.opts.HermesHome, "profiles", key); isRealDir(dir) {
-			w.watch(dir)
+			added = w.watch(dir)
 		}
 	}
 	slot := filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key)
 	if isRealDir(slot) && isRealDir(filepath.Join(slot, "supervise")) {
 		w.watch(filepath.Join(slot, "supervise"))
 	}
+	return added
 }
 
 // isRealDir reports whether path is a directory and not a symlink.

@@ -79,7 +79,10 @@ func (m Memory) observe(p desired.Profile, sup s6.Supervision, now time.Time, mi
 		switch {
 		case !st.WantUp && sup.Changed.After(started):
 			m.StartedAt = time.Time{}
-			if sup.Changed.Sub(started) < minUptime {
+			// Only a gateway that exited by itself with 0 or 78 (which the finish script turns
+			// into "do not restart") crashed; one stopped by a signal was stopped by someone,
+			// and that settles like any external change.
+			if code, exited := st.ExitCode(); exited && (code == 0 || code == 78) && sup.Changed.Sub(started) < minUptime {
 				m.Failures++
 				m.Crashed = true
 				m.NextStart = sup.Changed.Add(backoffDelay(m.Failures))

@@ -1017,3 +1017,30 @@ func TestMemoryStopRightAfterStartIsNoCrash(t *testing.T) {
 		t.Fatalf("stop after a new intent booked as crash: %+v", got)
 	}
 }
+
+// TestMemoryCrashNeedsExit0Or78: only a gateway that exited by itself with 0 or 78 (which finish
+// turns into "do not restart") within MinUptime crashed; one stopped by a signal or exiting 1
+// was stopped by someone else, and that settles instead.
+func TestMemoryCrashNeedsExit0Or78(t *testing.T) {
+	p := newProfile("coder", desired.Up, desired.Up, t0.Add(-time.Minute))
+	for _, tc := range []struct {
+		name  string
+		wstat uint16
+		crash bool
+	}{
+		{"exit 0", 0 << 8, true},
+		{"exit 78", 78 << 8, true},
+		{"exit 1 (unplanned SIGTERM handled)", 1 << 8, false},
+		{"killed by SIGTERM", 15, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Memory{Seen: true, Intent: desired.Up, IntentSince: t0.Add(-time.Minute), StateModTime: p.StateModTime,
+				Accepted: desired.Up, StartedAt: t0.Add(-3 * time.Second)}
+			died := t0.Add(-2 * time.Second)
+			sup := s6.Supervision{Supervised: true, HasStatus: true, Changed: died, Status: s6.Status{WStat: tc.wstat, Stamp: died}}
+			if got := m.observe(*p, sup, t0, testRules.MinUptime); got.Crashed != tc.crash {
+				t.Fatalf("Crashed = %v, want %v (%+v)", got.Crashed, tc.crash, got)
+			}
+		})
+	}
+}

@@ -53,7 +53,7 @@ type CmdError struct {
 // Error implements error.
 func (e *CmdError) Error() string {
 	var b strings.Builder
-	b.WriteString(filepath.Base(e.Path))
+	b.WriteString(e.Path) // the full path: which binary hung or failed matters to an operator
 	for _, a := range e.Args {
 		b.WriteByte(' ')
 		b.WriteString(a)

@@ -299,7 +299,7 @@ var _ = Describe("Client against a real s6-svscan", func() {
 		var ce *s6.CmdError
 		Expect(errors.As(err, &ce)).To(BeTrue(), "%v", err)
 		Expect(ce.ExitCode).To(Equal(99))
-		Expect(err.Error()).To(HavePrefix("s6-svc -wD -T 200 -d " + dir + ": exit status 99: "))
+		Expect(err.Error()).To(HavePrefix(filepath.Join(binDir, "s6-svc") + " -wD -T 200 -d " + dir + ": exit status 99: "))
 		Expect(ce.Stderr).To(ContainSubstring("timed out"))
 		Expect(read(Default, dir).Up()).To(BeTrue())
 
@@ -338,7 +338,7 @@ var _ = Describe("Client against a real s6-svscan", func() {
 		Expect(errors.As(err, &ce)).To(BeTrue(), "%v", err)
 		Expect(ce.ExitCode).To(Equal(100)) // 2.11; 2.15 exits 102
 		Expect(ce.Path).To(Equal(filepath.Join(binDir, "s6-svc")))
-		Expect(err.Error()).To(HavePrefix("s6-svc -u " + dir + ": exit status 100: "))
+		Expect(err.Error()).To(HavePrefix(filepath.Join(binDir, "s6-svc") + " -u " + dir + ": exit status 100: "))
 		Expect(err.Error()).To(ContainSubstring("supervisor not listening"))
 	})
 
