@@ -179,7 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		log.Info("Starting", "version", versionString(), "hermesHome", cfg.HermesHome, "scandir", cfg.Scandir)
 		if cfg.MetricsAddr != "" {
-			if err := serveMetrics(ctx, cfg.MetricsAddr, reg, ctl, log); err != nil {
+			if _, err := serveMetrics(ctx, cfg.MetricsAddr, reg, ctl, log); err != nil {
 				return err
 			}
 		}

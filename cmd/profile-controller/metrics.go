@@ -17,8 +17,9 @@ import (
 )
 
 // serveMetrics serves /metrics, /healthz (the process is alive) and /readyz (the boot pass is
-// done) on addr until ctx is done. A listen error is returned at once.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ctl *reconciler.Controller, log logr.Logger) error {
+// done) on addr until ctx is done, and returns the address it listens on. A listen error is
+// returned at once.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ctl *reconciler.Controller, log logr.Logger) (string, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -32,7 +33,7 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ct
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metricsAddr: %w", err)
+		return "", fmt.Errorf("metricsAddr: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -47,5 +48,5 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ct
 		_ = srv.Shutdown(shutdownCtx)
 	}()
 	log.Info("Serving metrics", "addr", ln.Addr().String())
-	return nil
+	return ln.Addr().String(), nil
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeMetrics: /metrics exposes the controller's metrics, /healthz answers, and /readyz
+// is unavailable until the boot pass is done.
+func TestServeMetrics(t *testing.T) {
+	root := t.TempDir()
+	cfg := Config{HermesHome: filepath.Join(root, "home"), Scandir: filepath.Join(root, "service"), RuntimeDir: filepath.Join(root, "run"), S6BinDir: "/usr/bin"}
+	cfg.Default(nil)
+	reg := prometheus.NewRegistry()
+	ctl, err := newController(cfg, logr.Discard(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := serveMetrics(ctx, "127.0.0.1:0", reg, ctl, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, "http://"+addr+"/metrics")
+	for _, name := range []string{"profile_controller_problems", "profile_controller_crashloop_profiles", "profile_controller_pending_corrections", "go_goroutines"} {
+		if code != 200 || !strings.Contains(body, name) {
+			t.Errorf("/metrics (%d) lacks %s", code, name)
+		}
+	}
+	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, _ := get(t, "http://"+addr+"/readyz"); code != 503 {
+		t.Errorf("/readyz before the boot pass = %d, want 503", code)
+	}
+	if err := os.MkdirAll(cfg.RuntimeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.RuntimeDir, "boot-done"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz after the boot pass = %d, want 200", code)
+	}
+}
