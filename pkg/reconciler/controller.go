@@ -187,7 +187,7 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 	c.mu.Unlock()
 	d := PlanProfile(Input{
 		Name: name, Now: now, Profile: prof, Files: files,
-		Keep:   present || !c.profilesListable(),
+		Keep:   present, // LoadProfile reports present when profiles/ cannot be read
 		Slot:   slot,
 		Memory: mem,
 	}, c.opts.Rules)
@@ -230,23 +230,6 @@ func (c *Controller) report(log logr.Logger, name, what string, err error) {
 	case msg == "" && prev != "":
 		log.Info("Problem cleared", "was", prev)
 	}
-}
-
-// profilesListable reports whether HERMES_HOME/profiles can be opened as a real directory.
-// When it cannot, no slot is unregistered.
-func (c *Controller) profilesListable() bool {
-	home, err := safefs.OpenDir(c.opts.HermesHome)
-	if err != nil {
-		return false
-	}
-	defer home.Close()
-	pd, err := home.OpenDir("profiles")
-	if err != nil {
-		return false
-	}
-	_, err = pd.ReadDirNames()
-	pd.Close()
-	return err == nil
 }
 
 // Keys lists every key worth a look: "default", entries of profiles/, and slots and staging
