@@ -23,6 +23,39 @@ var testFuncs = template.FuncMap{"shquote": func(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }}
 
+// expectConfig checks the result of call (a function returning a Config and an error): the
+// error wantErr exactly when it is set, else no error and want.
+func expectConfig(t *testing.T, call string, got Config, err error, want Config, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil {
+			t.Fatalf("%s = %+v, want error %q", call, got, wantErr)
+		}
+		if err.Error() != wantErr {
+			t.Fatalf("%s error\n got: %s\nwant: %s", call, err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s error: %v", call, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", call, diff)
+	}
+}
+
+// expectErrText checks that call returned exactly the error text want ("": no error).
+func expectErrText(t *testing.T, call string, err error, want string) {
+	t.Helper()
+	got := ""
+	if err != nil {
+		got = err.Error()
+	}
+	if got != want {
+		t.Fatalf("%s error\n got: %q\nwant: %q", call, got, want)
+	}
+}
+
 func TestConfigDecode(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -181,21 +214,7 @@ verbosity: 2
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := decodeConfig([]byte(tt.yaml))
-			if tt.wantErr != "" {
-				if err == nil {
-					t.Fatalf("decodeConfig() = %+v, want error %q", got, tt.wantErr)
-				}
-				if err.Error() != tt.wantErr {
-					t.Fatalf("decodeConfig() error\n got: %s\nwant: %s", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("decodeConfig() error: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("decodeConfig() mismatch (-want +got):\n%s", diff)
-			}
+			expectConfig(t, "decodeConfig()", got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -276,18 +295,7 @@ func TestConfigLoadFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := LoadConfigFile(tt.path)
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("LoadConfigFile() error\n got: %v\nwant: %s", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("LoadConfigFile() error: %v", err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("LoadConfigFile() mismatch (-want +got):\n%s", diff)
-			}
+			expectConfig(t, "LoadConfigFile()", got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -302,10 +310,9 @@ func TestConfigLoadFileOtherOwner(t *testing.T) {
 	if err := os.Chown(p, 12345, 0); err != nil {
 		t.Fatal(err)
 	}
-	want := "config " + p + ": refusing a file owned by uid 12345 (only root or uid 0 may own it); chown it"
-	if _, err := LoadConfigFile(p); err == nil || err.Error() != want {
-		t.Fatalf("LoadConfigFile() error\n got: %v\nwant: %s", err, want)
-	}
+	got, err := LoadConfigFile(p)
+	expectConfig(t, "LoadConfigFile()", got, err, Config{},
+		"config "+p+": refusing a file owned by uid 12345 (only root or uid 0 may own it); chown it")
 }
 
 // fakeInfo is an fs.FileInfo with a chosen mode and owner.
@@ -354,14 +361,7 @@ func TestConfigCheckFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkConfigFile(tt.info, tt.euid)
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.wantErr {
-				t.Fatalf("checkConfigFile() error\n got: %q\nwant: %q", got, tt.wantErr)
-			}
+			expectErrText(t, "checkConfigFile()", checkConfigFile(tt.info, tt.euid), tt.wantErr)
 		})
 	}
 }
@@ -560,14 +560,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate(testFuncs)
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.wantErr {
-				t.Fatalf("Validate() error\n got: %q\nwant: %q", got, tt.wantErr)
-			}
+			expectErrText(t, "Validate()", tt.cfg.Validate(testFuncs), tt.wantErr)
 		})
 	}
 }

@@ -1,9 +1,7 @@
 package safefs
 
 import (
-	"encoding/binary"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,52 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hermes/profile-controller/internal/hostile"
 )
-
-// openWatch reports every open, read or write of one inode (inotify follows the inode, whatever
-// its name). O_PATH opens are not reported: they give no access to the file's contents.
-type openWatch struct{ fd int }
-
-func watchOpens(t *testing.T, path string) *openWatch {
-	t.Helper()
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_OPEN|unix.IN_ACCESS|unix.IN_MODIFY|unix.IN_DONT_FOLLOW); err != nil {
-		t.Fatal(err)
-	}
-	return &openWatch{fd}
-}
-
-// events returns how many events arrived since the last call.
-func (w *openWatch) events() int {
-	n := 0
-	buf := make([]byte, 64<<10)
-	for {
-		r, err := unix.Read(w.fd, buf)
-		if r <= 0 || err != nil {
-			return n
-		}
-		for off := 0; off+unix.SizeofInotifyEvent <= r; {
-			n++
-			// struct inotify_event: wd, mask, cookie, len (uint32 each), then len bytes of name.
-			off += unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(buf[off+12:]))
-		}
-	}
-}
-
-// mkCharDev makes a character device like /dev/null (1,3) at path; it needs root.
-func mkCharDev(t *testing.T, path string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mknod needs root")
-	}
-	if err := unix.Mknod(path, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
-		t.Skipf("mknod: %v (no CAP_MKNOD here)", err)
-	}
-}
 
 func openTestDir(t *testing.T, path string) *Dir {
 	t.Helper()
@@ -68,34 +23,35 @@ func openTestDir(t *testing.T, path string) *Dir {
 	return d
 }
 
-// within fails the test if fn does not return within 10 s (a FIFO open would block forever).
-func within(t *testing.T, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); fn() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("blocked for 10 s")
-	}
+// blockLimit bounds every call that could block (a FIFO open would block forever).
+const blockLimit = 10 * time.Second
+
+// special returns a setup that plants a special file of the given kind.
+func special(kind hostile.Kind) func(t *testing.T, p string) {
+	return func(t *testing.T, p string) { hostile.Special(t, kind, p) }
 }
 
-const sentinel = "SENTINEL: root's secret, never to be read through the volume\n"
+// regular returns a setup that writes a regular file holding data.
+func regular(data string) func(t *testing.T, p string) {
+	return func(t *testing.T, p string) { hostile.WriteFile(t, p, data, 0o644) }
+}
+
+// symlinkTo returns a setup that makes a symlink to target.
+func symlinkTo(target string) func(t *testing.T, p string) {
+	return func(t *testing.T, p string) { hostile.Symlink(t, target, p) }
+}
 
 func TestSafefsSecurityReadFile(t *testing.T) {
-	outside := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(outside, []byte(sentinel), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	outside := hostile.NewSentinel(t, filepath.Join(t.TempDir(), "secret"), hostile.Secret)
 	tests := []struct {
 		name    string
 		setup   func(t *testing.T, p string)
 		wantErr error
 		want    string
 	}{
-		{name: "regular", setup: func(t *testing.T, p string) { _ = os.WriteFile(p, []byte("ok"), 0o644) }, want: "ok"},
-		{name: "exactly the cap", setup: func(t *testing.T, p string) { _ = os.WriteFile(p, []byte(strings.Repeat("x", 64)), 0o644) }, want: strings.Repeat("x", 64)},
-		{name: "one byte over the cap", setup: func(t *testing.T, p string) { _ = os.WriteFile(p, []byte(strings.Repeat("x", 65)), 0o644) }, wantErr: ErrTooBig},
+		{name: "regular", setup: regular("ok"), want: "ok"},
+		{name: "exactly the cap", setup: regular(strings.Repeat("x", 64)), want: strings.Repeat("x", 64)},
+		{name: "one byte over the cap", setup: regular(strings.Repeat("x", 65)), wantErr: ErrTooBig},
 		{name: "1 GiB sparse", setup: func(t *testing.T, p string) {
 			f, err := os.Create(p)
 			if err != nil {
@@ -106,30 +62,23 @@ func TestSafefsSecurityReadFile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, wantErr: ErrTooBig},
-		{name: "symlink to a root-only file", setup: func(t *testing.T, p string) { _ = os.Symlink(outside, p) }, wantErr: ErrSymlink},
-		{name: "symlink to /etc/passwd", setup: func(t *testing.T, p string) { _ = os.Symlink("/etc/passwd", p) }, wantErr: ErrSymlink},
-		{name: "symlink to a dir", setup: func(t *testing.T, p string) { _ = os.Symlink(filepath.Dir(outside), p) }, wantErr: ErrSymlink},
-		{name: "dangling symlink", setup: func(t *testing.T, p string) { _ = os.Symlink("/nonexistent/x", p) }, wantErr: ErrSymlink},
-		{name: "FIFO without a writer", setup: func(t *testing.T, p string) { _ = unix.Mkfifo(p, 0o644) }, wantErr: ErrNotRegular},
-		{name: "socket", setup: func(t *testing.T, p string) {
-			l, err := net.Listen("unix", p)
-			if err != nil {
+		{name: "symlink to a root-only file", setup: symlinkTo(outside.Path), wantErr: ErrSymlink},
+		{name: "symlink to /etc/passwd", setup: symlinkTo("/etc/passwd"), wantErr: ErrSymlink},
+		{name: "symlink to a dir", setup: symlinkTo(filepath.Dir(outside.Path)), wantErr: ErrSymlink},
+		{name: "dangling symlink", setup: symlinkTo("/nonexistent/x"), wantErr: ErrSymlink},
+		{name: "FIFO without a writer", setup: special(hostile.FIFO), wantErr: ErrNotRegular},
+		{name: "socket", setup: special(hostile.Socket), wantErr: ErrNotRegular},
+		{name: "character device", setup: special(hostile.Device), wantErr: ErrNotRegular},
+		{name: "directory", setup: func(t *testing.T, p string) {
+			if err := os.Mkdir(p, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { l.Close() })
 		}, wantErr: ErrNotRegular},
-		{name: "character device", setup: mkCharDev, wantErr: ErrNotRegular},
-		{name: "directory", setup: func(t *testing.T, p string) { _ = os.Mkdir(p, 0o755) }, wantErr: ErrNotRegular},
 		{name: "missing", setup: func(*testing.T, string) {}, wantErr: os.ErrNotExist},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// A short path: unix socket paths are limited to 108 bytes.
-			dir, err := os.MkdirTemp("", "sf")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := hostile.ShortTempDir(t)
 			p := filepath.Join(dir, "f")
 			tt.setup(t, p)
 			d := openTestDir(t, dir)
@@ -137,7 +86,7 @@ func TestSafefsSecurityReadFile(t *testing.T) {
 				b    []byte
 				rerr error
 			)
-			within(t, func() { b, _, rerr = d.ReadFile("f", 64) })
+			hostile.Within(t, blockLimit, func() { b, _, rerr = d.ReadFile("f", 64) })
 			if tt.wantErr == nil {
 				if rerr != nil || string(b) != tt.want {
 					t.Fatalf("ReadFile = %q, %v; want %q", b, rerr, tt.want)
@@ -152,23 +101,20 @@ func TestSafefsSecurityReadFile(t *testing.T) {
 			}
 		})
 	}
+	outside.Check(t)
 }
 
 // TestSafefsSecurityNeverOpensSpecialFiles: a device, FIFO or socket is refused by OpenRegular
 // (read or append) without being opened at all: inotify sees no open of the inode.
 func TestSafefsSecurityNeverOpensSpecialFiles(t *testing.T) {
-	for _, kind := range []string{"device", "fifo"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, kind := range []hostile.Kind{hostile.Device, hostile.FIFO} {
+		t.Run(string(kind), func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "gateway_state.json")
-			if kind == "device" {
-				mkCharDev(t, p)
-			} else if err := unix.Mkfifo(p, 0o666); err != nil {
-				t.Fatal(err)
-			}
-			w := watchOpens(t, p)
+			hostile.Special(t, kind, p)
+			w := hostile.WatchOpens(t, p)
 			d := openTestDir(t, dir)
-			within(t, func() {
+			hostile.Within(t, blockLimit, func() {
 				for _, flags := range []int{unix.O_RDONLY, unix.O_WRONLY | unix.O_APPEND, unix.O_RDWR} {
 					if fd, _, err := d.OpenRegular("gateway_state.json", flags); !errors.Is(err, ErrNotRegular) {
 						if err == nil {
@@ -181,7 +127,7 @@ func TestSafefsSecurityNeverOpensSpecialFiles(t *testing.T) {
 					t.Errorf("ReadFile = %v, want ErrNotRegular", err)
 				}
 			})
-			if n := w.events(); n != 0 {
+			if n := w.Events(); n != 0 {
 				t.Errorf("the %s was opened or read (%d inotify events)", kind, n)
 			}
 			// The watch works: a real open is seen.
@@ -190,7 +136,7 @@ func TestSafefsSecurityNeverOpensSpecialFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			unix.Close(fd)
-			if w.events() == 0 {
+			if w.Events() == 0 {
 				t.Fatal("inotify did not report a real open; the check above proves nothing")
 			}
 		})
@@ -210,12 +156,8 @@ func TestSafefsSecurityOpenRegularRefusesCreate(t *testing.T) {
 
 func TestSafefsSecurityOpenDirRefusesSymlinks(t *testing.T) {
 	dir, outside := t.TempDir(), t.TempDir()
-	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/nonexistent", filepath.Join(dir, "dangling")); err != nil {
-		t.Fatal(err)
-	}
+	hostile.Symlink(t, outside, filepath.Join(dir, "link"))
+	hostile.Symlink(t, "/nonexistent", filepath.Join(dir, "dangling"))
 	d := openTestDir(t, dir)
 	for _, name := range []string{"link", "dangling"} {
 		if sub, err := d.OpenDir(name); !errors.Is(err, ErrSymlink) {

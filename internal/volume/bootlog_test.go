@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hermes/profile-controller/internal/hostile"
 )
 
 func TestFormatBootLine(t *testing.T) {
@@ -72,18 +74,10 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// within runs fn and fails the test if it does not return before a deadline (a FIFO would block).
+// within runs fn and fails the test if it does not return within 10 s (a FIFO would block).
 func within(t *testing.T, fn func() error) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not return within 10s (blocked on a FIFO?)")
-		return nil
-	}
+	return hostile.WithinValue(t, 10*time.Second, fn)
 }
 
 func TestAppendBootLog(t *testing.T) {

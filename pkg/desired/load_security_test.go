@@ -1,10 +1,8 @@
 package desired
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,33 +12,18 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hermes/profile-controller/internal/hostile"
 )
 
 // Helpers of the security and race tests carry a "sec" prefix so they never collide with the
 // helpers of the other test files of the package.
 
-func secWrite(t testing.TB, path, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// secLoad runs Load and fails the test if it does not return within 30 s.
+// secLoad runs Load and fails the test if it does not return within 30 s (blocked on a special
+// file?).
 func secLoad(t *testing.T, home string) State {
 	t.Helper()
-	done := make(chan State, 1)
-	go func() { done <- Loader{Home: home}.Load() }()
-	select {
-	case st := <-done:
-		return st
-	case <-time.After(30 * time.Second):
-		t.Fatal("Load did not return within 30 s (blocked on a special file?)")
-		panic("unreachable")
-	}
+	return hostile.WithinValue(t, 30*time.Second, Loader{Home: home}.Load)
 }
 
 func secNames(st State) []string {
@@ -61,76 +44,6 @@ func secOpenFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// secWatch reports opens and reads of one inode (a file or a directory). inotify does not
-// report O_PATH opens, which give no access to contents.
-type secWatch struct{ fd int }
-
-func secWatchOpens(t *testing.T, path string) *secWatch {
-	t.Helper()
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_OPEN|unix.IN_ACCESS|unix.IN_MODIFY|unix.IN_DONT_FOLLOW); err != nil {
-		t.Fatal(err)
-	}
-	return &secWatch{fd}
-}
-
-func (w *secWatch) events() int {
-	n := 0
-	buf := make([]byte, 64<<10)
-	for {
-		r, err := unix.Read(w.fd, buf)
-		if r <= 0 || err != nil {
-			return n
-		}
-		for off := 0; off+unix.SizeofInotifyEvent <= r; {
-			n++
-			off += unix.SizeofInotifyEvent + int(binary.NativeEndian.Uint32(buf[off+12:]))
-		}
-	}
-}
-
-// secSpecial makes a special file at path: "device" (a /dev/null-like char device, root only),
-// "socket" (a listening unix socket) or "fifo".
-func secSpecial(t *testing.T, kind, path string) {
-	t.Helper()
-	switch kind {
-	case "device":
-		if os.Geteuid() != 0 {
-			t.Skip("mknod needs root")
-		}
-		if err := unix.Mknod(path, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
-			t.Skipf("mknod: %v", err)
-		}
-	case "socket":
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-	case "fifo":
-		if err := unix.Mkfifo(path, 0o666); err != nil {
-			t.Fatal(err)
-		}
-	default:
-		t.Fatalf("unknown kind %q", kind)
-	}
-}
-
-// secShortTemp is a temp dir with a short path (unix socket paths are limited to 108 bytes).
-func secShortTemp(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "ds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 // hostileNames are directory names an attacker with write access to profiles/ can create.
 // None is a valid profile name, so none may become a Profile, a path or a script.
 var hostileNames = []string{
@@ -143,9 +56,9 @@ var hostileNames = []string{
 // be profiles but for the name) never become a Profile; each is reported once, on one line.
 func TestLoadSecurityHostileNames(t *testing.T) {
 	home := t.TempDir()
-	secWrite(t, filepath.Join(home, ProfilesDirName, "good", SoulFileName), "# good\n")
+	writeFile(t, filepath.Join(home, ProfilesDirName, "good", SoulFileName), "# good\n")
 	for _, n := range hostileNames {
-		secWrite(t, filepath.Join(home, ProfilesDirName, n, SoulFileName), "# evil\n")
+		writeFile(t, filepath.Join(home, ProfilesDirName, n, SoulFileName), "# evil\n")
 	}
 	st := secLoad(t, home)
 	if got := secNames(st); strings.Join(got, ",") != "default,good" {
@@ -185,22 +98,22 @@ func TestLoadSecurityHostileNames(t *testing.T) {
 // TestLoadSecuritySpecialFiles: a device, socket or FIFO as gateway_state.json or SOUL.md is
 // refused without being opened (inotify sees no open), and Load does not block.
 func TestLoadSecuritySpecialFiles(t *testing.T) {
-	for _, kind := range []string{"device", "socket", "fifo"} {
+	for _, kind := range []hostile.Kind{hostile.Device, hostile.Socket, hostile.FIFO} {
 		for _, file := range []string{StateFileName, SoulFileName} {
-			t.Run(kind+" as "+file, func(t *testing.T) {
-				home := secShortTemp(t)
+			t.Run(string(kind)+" as "+file, func(t *testing.T) {
+				home := hostile.ShortTempDir(t)
 				dir := filepath.Join(home, ProfilesDirName, "p")
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}
 				if file == StateFileName {
-					secWrite(t, filepath.Join(dir, SoulFileName), "# p\n")
+					writeFile(t, filepath.Join(dir, SoulFileName), "# p\n")
 				}
 				special := filepath.Join(dir, file)
-				secSpecial(t, kind, special)
-				w := secWatchOpens(t, special)
+				hostile.Special(t, kind, special)
+				w := hostile.WatchOpens(t, special)
 				st := secLoad(t, home)
-				if n := w.events(); n != 0 {
+				if n := w.Events(); n != 0 {
 					t.Errorf("the %s was opened %d times", kind, n)
 				}
 				switch file {
@@ -220,12 +133,12 @@ func TestLoadSecuritySpecialFiles(t *testing.T) {
 		}
 	}
 	t.Run("device as the root's state file", func(t *testing.T) {
-		home := secShortTemp(t)
+		home := hostile.ShortTempDir(t)
 		special := filepath.Join(home, StateFileName)
-		secSpecial(t, "device", special)
-		w := secWatchOpens(t, special)
+		hostile.Special(t, hostile.Device, special)
+		w := hostile.WatchOpens(t, special)
 		st := secLoad(t, home)
-		if n := w.events(); n != 0 {
+		if n := w.Events(); n != 0 {
 			t.Errorf("the device was opened %d times", n)
 		}
 		if st.Profiles[0].HasStateFile || st.Profiles[0].Warning == "" {
@@ -294,7 +207,7 @@ func TestLoadSecurityManyEntries(t *testing.T) {
 // without keeping descriptors open.
 func TestLoadSecurityDeepTree(t *testing.T) {
 	home := t.TempDir()
-	secWrite(t, filepath.Join(home, ProfilesDirName, "deep", SoulFileName), "# deep\n")
+	writeFile(t, filepath.Join(home, ProfilesDirName, "deep", SoulFileName), "# deep\n")
 	var firsts []string
 	for _, base := range []string{filepath.Join(home, ProfilesDirName, "deep"), home} {
 		d, err := os.Open(base)
@@ -322,9 +235,9 @@ func TestLoadSecurityDeepTree(t *testing.T) {
 		unix.Close(fd)
 		firsts = append(firsts, filepath.Join(base, "a"))
 	}
-	var watches []*secWatch
+	var watches []*hostile.Watch
 	for _, p := range append(firsts, filepath.Join(firsts[0], "a"), filepath.Join(firsts[1], "a")) {
-		watches = append(watches, secWatchOpens(t, p))
+		watches = append(watches, hostile.WatchOpens(t, p))
 	}
 	fds := secOpenFDs(t)
 	st := secLoad(t, home)
@@ -332,7 +245,7 @@ func TestLoadSecurityDeepTree(t *testing.T) {
 		t.Fatalf("profiles = %q", got)
 	}
 	for i, w := range watches {
-		if n := w.events(); n != 0 {
+		if n := w.Events(); n != 0 {
 			t.Errorf("watch %d: the deep tree was opened %d times", i, n)
 		}
 	}
@@ -346,17 +259,15 @@ func TestLoadSecurityDeepTree(t *testing.T) {
 // (so nothing may be unregistered), and nothing behind the link is opened.
 func TestLoadSecurityProfilesSymlink(t *testing.T) {
 	home, elsewhere := t.TempDir(), t.TempDir()
-	secWrite(t, filepath.Join(elsewhere, "victim", SoulFileName), "# victim\n")
-	secWrite(t, filepath.Join(elsewhere, "victim", StateFileName), `{"desired_state":"running"}`)
-	if err := os.Symlink(elsewhere, filepath.Join(home, ProfilesDirName)); err != nil {
-		t.Fatal(err)
-	}
-	w := secWatchOpens(t, elsewhere)
+	writeFile(t, filepath.Join(elsewhere, "victim", SoulFileName), "# victim\n")
+	writeFile(t, filepath.Join(elsewhere, "victim", StateFileName), `{"desired_state":"running"}`)
+	hostile.Symlink(t, elsewhere, filepath.Join(home, ProfilesDirName))
+	w := hostile.WatchOpens(t, elsewhere)
 	st := secLoad(t, home)
 	if got := secNames(st); strings.Join(got, ",") != "default" || st.Listed {
 		t.Fatalf("profiles = %q, listed %v; want only default, not listed", got, st.Listed)
 	}
-	if n := w.events(); n != 0 {
+	if n := w.Events(); n != 0 {
 		t.Errorf("the symlink's target was opened %d times", n)
 	}
 	if _, present, err := (Loader{Home: home}).LoadProfile("victim"); err == nil || !present {

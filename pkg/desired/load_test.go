@@ -6,12 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/hermes/profile-controller/internal/hostile"
 )
 
 // deadline bounds every Load in these tests: a FIFO opened for reading would block forever.
@@ -19,31 +20,12 @@ const deadline = 10 * time.Second
 
 func writeFile(t testing.TB, path, data string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	hostile.WriteFile(t, path, data, 0o644)
 }
 
 func mkdir(t testing.TB, path string) {
 	t.Helper()
 	if err := os.MkdirAll(path, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func symlink(t testing.TB, target, path string) {
-	t.Helper()
-	if err := os.Symlink(target, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mkfifo(t testing.TB, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -59,23 +41,9 @@ func addProfile(t testing.TB, home, name, state string) string {
 	return dir
 }
 
-// within runs fn and fails the test if it does not return before the deadline.
-func within[T any](t *testing.T, fn func() T) T {
-	t.Helper()
-	done := make(chan T, 1)
-	go func() { done <- fn() }()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(deadline):
-		t.Fatalf("did not return within %v (blocked on a FIFO?)", deadline)
-		panic("unreachable")
-	}
-}
-
 func load(t *testing.T, home string) State {
 	t.Helper()
-	return within(t, Loader{Home: home}.Load)
+	return hostile.WithinValue(t, deadline, Loader{Home: home}.Load)
 }
 
 func names(ps []Profile) []string {
@@ -92,6 +60,23 @@ func problemText(ps []Problem) string {
 		fmt.Fprintf(&b, "%s %s: %v\n", p.Name, p.Path, p.Err)
 	}
 	return b.String()
+}
+
+// theProblem returns the one problem of problems when want (a problem the test expects) is set,
+// failing the test unless there is exactly one. With want "" it fails the test on any problem
+// and returns false: there is nothing more to check.
+func theProblem(t *testing.T, problems []Problem, want string) (Problem, bool) {
+	t.Helper()
+	if want == "" {
+		if len(problems) != 0 {
+			t.Errorf("unexpected problems:\n%s", problemText(problems))
+		}
+		return Problem{}, false
+	}
+	if len(problems) != 1 {
+		t.Fatalf("want exactly one problem, got:\n%s", problemText(problems))
+	}
+	return problems[0], true
 }
 
 func TestLoadOrderAndDefaultFirst(t *testing.T) {
@@ -155,39 +140,41 @@ func TestLoadEntries(t *testing.T) {
 			setup:       func(t *testing.T, home string) { writeFile(t, filepath.Join(home, "profiles", "file"), "x") },
 			wantPresent: true},
 		{name: "FIFO entry", entry: "pipe",
-			setup:       func(t *testing.T, home string) { mkfifo(t, filepath.Join(home, "profiles", "pipe")) },
+			setup: func(t *testing.T, home string) {
+				hostile.Special(t, hostile.FIFO, filepath.Join(home, "profiles", "pipe"))
+			},
 			wantPresent: true},
 		{name: "dot dir with SOUL.md", entry: ".hidden", setup: soul(".hidden")},
 		{name: "staging-like dot dir", entry: ".coder.tmp", setup: soul(".coder.tmp")},
 		{name: "dot symlink", entry: ".link",
-			setup: func(t *testing.T, home string) { symlink(t, "/", filepath.Join(home, "profiles", ".link")) }},
+			setup: func(t *testing.T, home string) { hostile.Symlink(t, "/", filepath.Join(home, "profiles", ".link")) }},
 		{name: "symlinked profile dir", entry: "linked",
 			setup: func(t *testing.T, home string) {
 				outside := t.TempDir()
 				writeFile(t, filepath.Join(outside, "SOUL.md"), "")
 				writeFile(t, filepath.Join(outside, StateFileName), `{"desired_state":"running"}`)
-				symlink(t, outside, filepath.Join(home, "profiles", "linked"))
+				hostile.Symlink(t, outside, filepath.Join(home, "profiles", "linked"))
 			},
 			wantProblem: "is a symlink, not followed", wantPresent: true},
 		{name: "symlink to a sibling profile", entry: "alias",
-			setup:       func(t *testing.T, home string) { symlink(t, "coder", filepath.Join(home, "profiles", "alias")) },
+			setup:       func(t *testing.T, home string) { hostile.Symlink(t, "coder", filepath.Join(home, "profiles", "alias")) },
 			wantProblem: "is a symlink", wantPresent: true},
 		{name: "dangling symlink", entry: "dangling",
 			setup: func(t *testing.T, home string) {
-				symlink(t, "/nonexistent", filepath.Join(home, "profiles", "dangling"))
+				hostile.Symlink(t, "/nonexistent", filepath.Join(home, "profiles", "dangling"))
 			},
 			wantProblem: "is a symlink", wantPresent: true},
 		{name: "SOUL.md symlink", entry: "soullink",
 			setup: func(t *testing.T, home string) {
 				writeFile(t, filepath.Join(home, "soul-elsewhere.md"), "")
 				mkdir(t, filepath.Join(home, "profiles", "soullink"))
-				symlink(t, filepath.Join(home, "soul-elsewhere.md"), filepath.Join(home, "profiles", "soullink", "SOUL.md"))
+				hostile.Symlink(t, filepath.Join(home, "soul-elsewhere.md"), filepath.Join(home, "profiles", "soullink", "SOUL.md"))
 			},
 			wantProblem: "SOUL.md is a symlink, not followed", wantPresent: true},
 		{name: "SOUL.md FIFO", entry: "soulfifo",
 			setup: func(t *testing.T, home string) {
 				mkdir(t, filepath.Join(home, "profiles", "soulfifo"))
-				mkfifo(t, filepath.Join(home, "profiles", "soulfifo", "SOUL.md"))
+				hostile.Special(t, hostile.FIFO, filepath.Join(home, "profiles", "soulfifo", "SOUL.md"))
 			},
 			wantProblem: "SOUL.md is a FIFO, not a regular file", wantPresent: true},
 		{name: "SOUL.md directory", entry: "souldir",
@@ -240,16 +227,10 @@ func TestLoadEntries(t *testing.T) {
 			if st.Present[tt.entry] != tt.wantPresent {
 				t.Errorf("Present[%q] = %v, want %v", tt.entry, st.Present[tt.entry], tt.wantPresent)
 			}
-			if tt.wantProblem == "" {
-				if len(st.Problems) != 0 {
-					t.Errorf("unexpected problems:\n%s", problemText(st.Problems))
-				}
+			pr, ok := theProblem(t, st.Problems, tt.wantProblem)
+			if !ok {
 				return
 			}
-			if len(st.Problems) != 1 {
-				t.Fatalf("want exactly one problem, got:\n%s", problemText(st.Problems))
-			}
-			pr := st.Problems[0]
 			wantPath := filepath.Join(home, "profiles", tt.entry)
 			if pr.Name != tt.entry || pr.Path != wantPath {
 				t.Errorf("problem names %q at %q, want %q at %q", pr.Name, pr.Path, tt.entry, wantPath)
@@ -310,14 +291,14 @@ func TestLoadStateFile(t *testing.T) {
 		{name: "array", setup: file(`[{"desired_state":"running"}]`), hasFile: true, boot: Down, runtime: Hold, warn: "not a JSON object"},
 		{name: "trailing garbage", setup: file(`{"desired_state":"running"}garbage`), hasFile: true, boot: Down, runtime: Hold, warn: "trailing data"},
 		{name: "invalid UTF-8", setup: file("{\"desired_state\":\"running\",\"x\":\"\xff\"}"), hasFile: true, boot: Down, runtime: Hold, warn: "UTF-8"},
-		{name: "FIFO", setup: func(t *testing.T, path string) { mkfifo(t, path) }, boot: Down, runtime: Hold, warn: "not a regular file: it is a FIFO"},
+		{name: "FIFO", setup: func(t *testing.T, path string) { hostile.Special(t, hostile.FIFO, path) }, boot: Down, runtime: Hold, warn: "not a regular file: it is a FIFO"},
 		{name: "directory", setup: func(t *testing.T, path string) { mkdir(t, path) }, boot: Down, runtime: Hold, warn: "it is a directory"},
 		{name: "symlink to a file outside", setup: func(t *testing.T, path string) {
 			target := filepath.Join(t.TempDir(), "elsewhere.json")
 			writeFile(t, target, `{"desired_state":"running","gateway_state":"running","note":"`+secret+`"}`)
-			symlink(t, target, path)
+			hostile.Symlink(t, target, path)
 		}, boot: Down, runtime: Hold, warn: "is a symlink, not followed"},
-		{name: "dangling symlink", setup: func(t *testing.T, path string) { symlink(t, "/nonexistent/x.json", path) },
+		{name: "dangling symlink", setup: func(t *testing.T, path string) { hostile.Symlink(t, "/nonexistent/x.json", path) },
 			boot: Down, runtime: Hold, warn: "is a symlink"},
 	}
 	for _, tt := range tests {
@@ -405,7 +386,7 @@ func TestLoadRoots(t *testing.T) {
 			setup: func(t *testing.T, home string) string {
 				real := filepath.Join(t.TempDir(), "real-profiles")
 				writeFile(t, filepath.Join(real, "coder", "SOUL.md"), "")
-				symlink(t, real, filepath.Join(home, "profiles"))
+				hostile.Symlink(t, real, filepath.Join(home, "profiles"))
 				return home
 			},
 			wantProfiles: []string{"default"}, wantListErr: "is a symlink", wantProblem: "is a symlink",
@@ -436,7 +417,7 @@ func TestLoadRoots(t *testing.T) {
 			setup: func(t *testing.T, home string) string {
 				addProfile(t, home, "coder", "")
 				link := filepath.Join(t.TempDir(), "home-link")
-				symlink(t, home, link)
+				hostile.Symlink(t, home, link)
 				return link
 			},
 			wantProfiles: []string{"default", "coder"}, wantListed: true},
@@ -467,16 +448,10 @@ func TestLoadRoots(t *testing.T) {
 			case tt.wantListErr != "" && (st.ListErr == nil || !strings.Contains(st.ListErr.Error(), tt.wantListErr)):
 				t.Errorf("ListErr = %v, want it to contain %q", st.ListErr, tt.wantListErr)
 			}
-			if tt.wantProblem == "" {
-				if len(st.Problems) != 0 {
-					t.Errorf("unexpected problems:\n%s", problemText(st.Problems))
-				}
+			pr, ok := theProblem(t, st.Problems, tt.wantProblem)
+			if !ok {
 				return
 			}
-			if len(st.Problems) != 1 {
-				t.Fatalf("want one problem, got:\n%s", problemText(st.Problems))
-			}
-			pr := st.Problems[0]
 			if pr.Name != "" || pr.Path != tt.problemPath(base) || !strings.Contains(pr.Err.Error(), tt.wantProblem) {
 				t.Errorf("problem = %q at %q: %v; want \"\" at %q containing %q", pr.Name, pr.Path, pr.Err, tt.problemPath(base), tt.wantProblem)
 			}
@@ -493,7 +468,7 @@ func TestLoadPresent(t *testing.T) {
 	mkdir(t, filepath.Join(home, "profiles", "nosoul"))
 	writeFile(t, filepath.Join(home, "profiles", "file.txt"), "")
 	writeFile(t, filepath.Join(home, "profiles", ".dotfile"), "")
-	symlink(t, "coder", filepath.Join(home, "profiles", "link"))
+	hostile.Symlink(t, "coder", filepath.Join(home, "profiles", "link"))
 	st := load(t, home)
 	want := map[string]bool{"coder": true, "BadName": true, "default": true, "nosoul": true, "file.txt": true, "link": true}
 	if diff := cmp.Diff(want, st.Present); diff != "" {
@@ -524,9 +499,9 @@ func TestLoadProfile(t *testing.T) {
 	writeFile(t, filepath.Join(home, StateFileName), `{"gateway_state":"starting"}`)
 	mkdir(t, filepath.Join(home, "profiles", "nosoul"))
 	writeFile(t, filepath.Join(home, "profiles", "file"), "")
-	symlink(t, "coder", filepath.Join(home, "profiles", "link"))
+	hostile.Symlink(t, "coder", filepath.Join(home, "profiles", "link"))
 	mkdir(t, filepath.Join(home, "profiles", "fifosoul"))
-	mkfifo(t, filepath.Join(home, "profiles", "fifosoul", "SOUL.md"))
+	hostile.Special(t, hostile.FIFO, filepath.Join(home, "profiles", "fifosoul", "SOUL.md"))
 
 	type result struct {
 		p       Profile
@@ -559,7 +534,7 @@ func TestLoadProfile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := within(t, func() result {
+			r := hostile.WithinValue(t, deadline, func() result {
 				p, present, err := Loader{Home: tt.home}.LoadProfile(tt.key)
 				return result{p, present, err}
 			})

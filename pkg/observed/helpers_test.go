@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hermes/profile-controller/internal/hostile"
 )
 
 // lockHelperEnv makes the test binary act as a stand-in supervisor: it takes an fcntl write
@@ -157,6 +159,18 @@ func (tr tree) slot(profile string) {
 	tr.file(s+"log/run", "#!/bin/sh\nexec logutil-service /var/log/"+profile+"\n", 0o755)
 }
 
+// buildScandir builds a new tree with build and returns its root, or with sub set the path sub
+// below it (a scandir that may not exist).
+func buildScandir(t *testing.T, build func(tree), sub string) string {
+	t.Helper()
+	tr := newTree(t)
+	build(tr)
+	if sub != "" {
+		return tr.path(sub)
+	}
+	return tr.root
+}
+
 // readWithin runs Read and fails the test if it does not return within a generous deadline,
 // which is how a read that blocks (on a FIFO) shows up.
 func readWithin(t *testing.T, scandir string) (State, error) {
@@ -165,18 +179,32 @@ func readWithin(t *testing.T, scandir string) (State, error) {
 		st  State
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
+	r := hostile.WithinValue(t, 10*time.Second, func() result {
 		st, err := Read(scandir)
-		done <- result{st, err}
-	}()
-	select {
-	case r := <-done:
-		return r.st, r.err
-	case <-time.After(10 * time.Second):
-		t.Fatal("Read blocked for 10s")
-		return State{}, nil
+		return result{st, err}
+	})
+	return r.st, r.err
+}
+
+// mustRead is readWithin that fails the test when Read fails.
+func mustRead(t *testing.T, scandir string) State {
+	t.Helper()
+	st, err := readWithin(t, scandir)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
 	}
+	return st
+}
+
+// mustReadSlot is the slot of profile that mustRead finds, failing the test when there is none.
+func mustReadSlot(t *testing.T, scandir, profile string) *Slot {
+	t.Helper()
+	st := mustRead(t, scandir)
+	slot := st.Slots[profile]
+	if slot == nil {
+		t.Fatalf("no slot %s in %+v", profile, st)
+	}
+	return slot
 }
 
 // snapshot describes every entry under root without following symlinks: type, permissions,
@@ -248,16 +276,7 @@ func profiles(st State) []string {
 
 func within(t *testing.T, fn func()) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("call blocked for 10s")
-	}
+	hostile.Within(t, 10*time.Second, fn)
 }
 
 func mustRemove(tr tree, rel string) {

@@ -136,10 +136,7 @@ func TestReadClassifies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTree(t)
 			tc.build(tr)
-			st, err := readWithin(t, tr.root)
-			if err != nil {
-				t.Fatalf("Read: %v", err)
-			}
+			st := mustRead(t, tr.root)
 			if st.Scandir != tr.root {
 				t.Errorf("Scandir = %q, want %q", st.Scandir, tr.root)
 			}

@@ -44,12 +44,7 @@ func TestReadSlot(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newTree(t)
-			tc.build(tr)
-			dir := tr.root
-			if tc.scandir != "" {
-				dir = tr.path(tc.scandir)
-			}
+			dir := buildScandir(t, tc.build, tc.scandir)
 			var (
 				slot *Slot
 				err  error
@@ -101,12 +96,7 @@ func TestStagingExists(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newTree(t)
-			tc.build(tr)
-			dir := tr.root
-			if tc.scandir != "" {
-				dir = tr.path(tc.scandir)
-			}
+			dir := buildScandir(t, tc.build, tc.scandir)
 			var (
 				got bool
 				err error

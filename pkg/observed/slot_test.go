@@ -2,6 +2,8 @@ package observed
 
 import (
 	"bytes"
+	"maps"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,39 +20,50 @@ func TestReadSlotContents(t *testing.T) {
 		"log/run": "#!/bin/sh\nexec logutil-service /var/log/a\n",
 	}
 	fullModes := map[string]uint32{"type": 0o644, "run": 0o755, "finish": 0o755, "log/run": 0o755}
-	without := func(m map[string]string, key string) map[string]string {
-		out := map[string]string{}
-		for k, v := range m {
-			if k != key {
-				out[k] = v
-			}
-		}
-		return out
-	}
-	withoutMode := func(m map[string]uint32, key string) map[string]uint32 {
-		out := map[string]uint32{}
-		for k, v := range m {
-			if k != key {
-				out[k] = v
-			}
-		}
-		return out
-	}
 	big := strings.Repeat("x", MaxManagedFileSize)
+	// slotWith builds the complete slot a, then lets change alter it.
+	slotWith := func(change func(tr tree)) func(tr tree) {
+		return func(tr tree) {
+			tr.slot("a")
+			change(tr)
+		}
+	}
+	// replacing builds the complete slot a with the managed file rel removed (and log/, for
+	// log/run, when dir is set), then lets plant put something else in its place.
+	replacing := func(rel string, dir bool, plant func(tr tree, rel string)) func(tr tree) {
+		return slotWith(func(tr tree) {
+			mustRemove(tr, s+rel)
+			if dir {
+				mustRemove(tr, filepath.Dir(s+rel))
+				rel = filepath.Dir(rel)
+			}
+			plant(tr, s+rel)
+		})
+	}
+	// secretLink plants a file holding SECRET at the tree path secret, then at rel a symlink to
+	// target: a name relative to rel's directory, or with abs the tree path target.
+	secretLink := func(secret, target string, abs bool) func(tr tree, rel string) {
+		return func(tr tree, rel string) {
+			tr.file(secret, "SECRET\n", 0o600)
+			to := target
+			if abs {
+				to = tr.path(target)
+			}
+			tr.symlink(to, rel)
+		}
+	}
 
 	tests := []struct {
-		name      string
-		build     func(tr tree)
+		name  string
+		build func(tr tree)
+		// missing is the managed file the build made unreadable: the want is the complete slot
+		// without it, unless wantFiles and wantModes are set.
+		missing   string
 		wantFiles map[string]string
 		wantModes map[string]uint32
 		wantDown  bool
 	}{
-		{
-			name:      "complete slot",
-			build:     func(tr tree) { tr.slot("a") },
-			wantFiles: full,
-			wantModes: fullModes,
-		},
+		{name: "complete slot", build: slotWith(func(tree) {})},
 		{
 			name:      "empty slot",
 			build:     func(tr tree) { tr.dir("gateway-a") },
@@ -66,164 +79,71 @@ func TestReadSlotContents(t *testing.T) {
 			wantModes: map[string]uint32{"type": 0o600},
 		},
 		{
-			name: "run symlinked to a secret outside is not read",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.file("elsewhere/shadow", "SECRET\n", 0o600)
-				mustRemove(tr, s+"run")
-				tr.symlink(tr.path("elsewhere/shadow"), s+"run")
-			},
-			wantFiles: without(full, "run"),
-			wantModes: withoutMode(fullModes, "run"),
+			name:    "run symlinked to a secret outside is not read",
+			build:   replacing("run", false, secretLink("elsewhere/shadow", "elsewhere/shadow", true)),
+			missing: "run",
 		},
 		{
-			name: "run as a relative symlink to a regular file is not read",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.file(s+"real-run", "SECRET\n", 0o755)
-				mustRemove(tr, s+"run")
-				tr.symlink("real-run", s+"run")
-			},
-			wantFiles: without(full, "run"),
-			wantModes: withoutMode(fullModes, "run"),
+			name:    "run as a relative symlink to a regular file is not read",
+			build:   replacing("run", false, secretLink(s+"real-run", "real-run", false)),
+			missing: "run",
+		},
+		{name: "run as a FIFO does not block", build: replacing("run", false, tree.fifo), missing: "run"},
+		{name: "run as a socket", build: replacing("run", false, tree.socket), missing: "run"},
+		{name: "run as a directory", build: replacing("run", false, tree.dir), missing: "run"},
+		{
+			name:    "run one byte over the cap counts as missing",
+			build:   slotWith(func(tr tree) { tr.file(s+"run", big+"x", 0o755) }),
+			missing: "run",
 		},
 		{
-			name: "run as a FIFO does not block",
-			build: func(tr tree) {
-				tr.slot("a")
-				mustRemove(tr, s+"run")
-				tr.fifo(s + "run")
-			},
-			wantFiles: without(full, "run"),
-			wantModes: withoutMode(fullModes, "run"),
-		},
-		{
-			name: "run as a socket",
-			build: func(tr tree) {
-				tr.slot("a")
-				mustRemove(tr, s+"run")
-				tr.socket(s + "run")
-			},
-			wantFiles: without(full, "run"),
-			wantModes: withoutMode(fullModes, "run"),
-		},
-		{
-			name: "run as a directory",
-			build: func(tr tree) {
-				tr.slot("a")
-				mustRemove(tr, s+"run")
-				tr.dir(s + "run")
-			},
-			wantFiles: without(full, "run"),
-			wantModes: withoutMode(fullModes, "run"),
-		},
-		{
-			name: "run one byte over the cap counts as missing",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.file(s+"run", big+"x", 0o755)
-			},
-			wantFiles: without(full, "run"),
-			wantModes: withoutMode(fullModes, "run"),
-		},
-		{
-			name: "run exactly at the cap is read",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.file(s+"run", big, 0o755)
-			},
-			wantFiles: func() map[string]string { m := without(full, "run"); m["run"] = big; return m }(),
+			name:      "run exactly at the cap is read",
+			build:     slotWith(func(tr tree) { tr.file(s+"run", big, 0o755) }),
+			wantFiles: func() map[string]string { m := maps.Clone(full); m["run"] = big; return m }(),
 			wantModes: fullModes,
 		},
 		{
-			name: "log symlinked to a directory is not followed",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.file("elsewhere/log/run", "SECRET\n", 0o755)
-				mustRemove(tr, s+"log/run")
-				mustRemove(tr, s+"log")
-				tr.symlink(tr.path("elsewhere/log"), s+"log")
-			},
-			wantFiles: without(full, "log/run"),
-			wantModes: withoutMode(fullModes, "log/run"),
+			name:    "log symlinked to a directory is not followed",
+			build:   replacing("log/run", true, secretLink("elsewhere/log/run", "elsewhere/log", true)),
+			missing: "log/run",
 		},
 		{
-			name: "log as a regular file",
-			build: func(tr tree) {
-				tr.slot("a")
-				mustRemove(tr, s+"log/run")
-				mustRemove(tr, s+"log")
-				tr.file(s+"log", "x", 0o644)
-			},
-			wantFiles: without(full, "log/run"),
-			wantModes: withoutMode(fullModes, "log/run"),
+			name:    "log as a regular file",
+			build:   replacing("log/run", true, func(tr tree, rel string) { tr.file(rel, "x", 0o644) }),
+			missing: "log/run",
 		},
 		{
-			name: "log/run as a symlink",
-			build: func(tr tree) {
-				tr.slot("a")
-				mustRemove(tr, s+"log/run")
-				tr.symlink("../run", s+"log/run")
-			},
-			wantFiles: without(full, "log/run"),
-			wantModes: withoutMode(fullModes, "log/run"),
+			name:    "log/run as a symlink",
+			build:   replacing("log/run", false, func(tr tree, rel string) { tr.symlink("../run", rel) }),
+			missing: "log/run",
 		},
 		{
 			name: "modes keep setuid, setgid and sticky bits",
-			build: func(tr tree) {
-				tr.slot("a")
+			build: slotWith(func(tr tree) {
 				mustChmod(tr, s+"run", 0o4750)
 				mustChmod(tr, s+"finish", 0o2700)
 				mustChmod(tr, s+"type", 0o1444)
-			},
+			}),
 			wantFiles: full,
 			wantModes: map[string]uint32{"type": 0o1444, "run": 0o4750, "finish": 0o2700, "log/run": 0o755},
 		},
-		{
-			name: "down marker as a regular file",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.file(s+"down", "", 0o644)
-			},
-			wantFiles: full, wantModes: fullModes, wantDown: true,
-		},
-		{
-			name: "down marker as a directory",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.dir(s + "down")
-			},
-			wantFiles: full, wantModes: fullModes, wantDown: true,
-		},
-		{
-			name: "down marker as a dangling symlink",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.symlink("/nowhere", s+"down")
-			},
-			wantFiles: full, wantModes: fullModes, wantDown: true,
-		},
-		{
-			name: "down marker as a FIFO",
-			build: func(tr tree) {
-				tr.slot("a")
-				tr.fifo(s + "down")
-			},
-			wantFiles: full, wantModes: fullModes, wantDown: true,
-		},
+		{name: "down marker as a regular file", build: slotWith(func(tr tree) { tr.file(s+"down", "", 0o644) }), wantDown: true},
+		{name: "down marker as a directory", build: slotWith(func(tr tree) { tr.dir(s + "down") }), wantDown: true},
+		{name: "down marker as a dangling symlink", build: slotWith(func(tr tree) { tr.symlink("/nowhere", s+"down") }), wantDown: true},
+		{name: "down marker as a FIFO", build: slotWith(func(tr tree) { tr.fifo(s + "down") }), wantDown: true},
+	}
+	for i, tc := range tests {
+		if tc.wantFiles == nil {
+			tests[i].wantFiles, tests[i].wantModes = maps.Clone(full), maps.Clone(fullModes)
+			delete(tests[i].wantFiles, tc.missing)
+			delete(tests[i].wantModes, tc.missing)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTree(t)
 			tc.build(tr)
-			st, err := readWithin(t, tr.root)
-			if err != nil {
-				t.Fatalf("Read: %v", err)
-			}
-			slot := st.Slots["a"]
-			if slot == nil {
-				t.Fatalf("no slot a in %+v", st)
-			}
+			slot := mustReadSlot(t, tr.root, "a")
 			if slot.Err != nil {
 				t.Errorf("Err = %v", slot.Err)
 			}
@@ -348,14 +268,7 @@ func TestReadSupervision(t *testing.T) {
 				wantSupervisor = holdSupervisorLock(t, tr.path(sup+"lock"))
 			}
 
-			st, err := readWithin(t, tr.root)
-			if err != nil {
-				t.Fatalf("Read: %v", err)
-			}
-			slot := st.Slots["a"]
-			if slot == nil {
-				t.Fatalf("no slot a in %+v", st)
-			}
+			slot := mustReadSlot(t, tr.root, "a")
 			if (slot.Err != nil) != tc.wantErr {
 				t.Fatalf("Err = %v, want error: %v", slot.Err, tc.wantErr)
 			}

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -766,79 +767,63 @@ func TestPlanFullPass(t *testing.T) {
 			Files: allFiles,
 		}
 	}
+	// with returns base changed by change.
+	with := func(change func(in *FullInput)) func() FullInput {
+		return func() FullInput {
+			in := base()
+			change(&in)
+			return in
+		}
+	}
+	// The expected actions come in three parts: the staging cleanups, on a boot pass the stale
+	// file cleanups of every profile, then the per-profile actions in name order.
+	staging := []string{"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp"}
+	stale := []string{"clean-stale default", "clean-stale alpha", "clean-stale gamma", "clean-stale zeta"}
+	perProfile := []string{
+		"create gateway-default (down)",
+		"unregister gateway-aaa",
+		"create gateway-alpha (up)",
+		"unregister gateway-mmm",
+		"create gateway-zeta (down)",
+	}
+	// except is perProfile without the dropped actions.
+	except := func(drop ...string) []string {
+		return slices.DeleteFunc(slices.Clone(perProfile), func(a string) bool { return slices.Contains(drop, a) })
+	}
+	every := []string{"aaa", "alpha", "default", "gamma", "mmm", "zeta"}
 	tests := []struct {
 		name          string
 		in            func() FullInput
 		want          []string
 		wantDecisions []string
 	}{
+		{name: "runtime pass", in: base, want: slices.Concat(staging, perProfile), wantDecisions: every},
 		{
-			name: "runtime pass",
-			in:   base,
-			want: []string{
-				"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp",
-				"create gateway-default (down)",
-				"unregister gateway-aaa",
-				"create gateway-alpha (up)",
-				"unregister gateway-mmm",
-				"create gateway-zeta (down)",
-			},
-			wantDecisions: []string{"aaa", "alpha", "default", "gamma", "mmm", "zeta"},
-		},
-		{
-			name: "boot pass cleans stale files of every profile first",
-			in: func() FullInput {
-				in := base()
-				in.Boot = true
-				return in
-			},
-			want: []string{
-				"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp",
-				"clean-stale default", "clean-stale alpha", "clean-stale gamma", "clean-stale zeta",
-				"create gateway-default (down)",
-				"unregister gateway-aaa",
-				"create gateway-alpha (up)",
-				"unregister gateway-mmm",
-				"create gateway-zeta (down)",
-			},
-			wantDecisions: []string{"aaa", "alpha", "default", "gamma", "mmm", "zeta"},
+			name:          "boot pass cleans stale files of every profile first",
+			in:            with(func(in *FullInput) { in.Boot = true }),
+			want:          slices.Concat(staging, stale, perProfile),
+			wantDecisions: every,
 		},
 		{
 			name: "profiles root not listed: nothing is unregistered",
-			in: func() FullInput {
-				in := base()
+			in: with(func(in *FullInput) {
 				in.Desired.Listed = false
 				in.Desired.Present = map[string]bool{}
-				return in
-			},
-			want: []string{
-				"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp",
-				"create gateway-default (down)",
-				"create gateway-alpha (up)",
-				"create gateway-zeta (down)",
-			},
-			wantDecisions: []string{"aaa", "alpha", "default", "gamma", "mmm", "zeta"},
+			}),
+			want:          slices.Concat(staging, except("unregister gateway-aaa", "unregister gateway-mmm")),
+			wantDecisions: every,
 		},
 		{
 			name: "an entry present under profiles/ keeps its slot",
-			in: func() FullInput {
-				in := base()
+			in: with(func(in *FullInput) {
 				in.Desired.Present["mmm"] = true // e.g. profiles/mmm lost its SOUL.md or has a bad name
-				return in
-			},
-			want: []string{
-				"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp",
-				"create gateway-default (down)",
-				"unregister gateway-aaa",
-				"create gateway-alpha (up)",
-				"create gateway-zeta (down)",
-			},
-			wantDecisions: []string{"aaa", "alpha", "default", "gamma", "mmm", "zeta"},
+			}),
+			want:          slices.Concat(staging, except("unregister gateway-mmm")),
+			wantDecisions: every,
 		},
 		{
 			name: "a failed render skips the profile but keeps its slot",
-			in: func() FullInput {
-				in := base()
+			in: with(func(in *FullInput) {
 				in.Boot = true
 				files := map[string][]s6.File{}
 				for k, v := range allFiles {
@@ -848,16 +833,8 @@ func TestPlanFullPass(t *testing.T) {
 				}
 				in.Files = files
 				in.Observed.Slots["gamma"].Supervision.Status = stExited0 // would be a start
-				return in
-			},
-			want: []string{
-				"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp",
-				"clean-stale default", "clean-stale alpha", "clean-stale gamma", "clean-stale zeta",
-				"create gateway-default (down)",
-				"unregister gateway-aaa",
-				"unregister gateway-mmm",
-				"create gateway-zeta (down)",
-			},
+			}),
+			want:          slices.Concat(staging, stale, except("create gateway-alpha (up)")),
 			wantDecisions: []string{"aaa", "default", "mmm", "zeta"},
 		},
 		{

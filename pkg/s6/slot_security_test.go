@@ -5,10 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"testing"
 
+	"github.com/hermes/profile-controller/internal/hostile"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
@@ -21,53 +21,12 @@ var secFiles = []s6.File{
 	{Name: "log/run", Data: []byte("#!/bin/sh\nexec cat >/dev/null\n"), Mode: 0o755},
 }
 
-// secTree describes every entry under root: path, mode, owner, inode, size, link target, content.
-func secTree(t *testing.T, root string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		line := fmt.Sprintf("%s %v %d:%d ino=%d size=%d", p, fi.Mode(), st.Uid, st.Gid, st.Ino, fi.Size())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			line += " -> " + target
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			line += fmt.Sprintf(" %q", b)
-		}
-		out = append(out, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // secOutside is a directory outside the scandir with files an attacker would like overwritten.
 func secOutside(t *testing.T) string {
 	t.Helper()
 	out := t.TempDir()
 	for _, f := range []string{"run", "type", "finish", "down", "log/run", "supervise/control"} {
-		p := filepath.Join(out, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("outside "+f+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		hostile.WriteFile(t, filepath.Join(out, f), "outside "+f+"\n", 0o600)
 	}
 	return out
 }
@@ -148,14 +107,14 @@ func TestCreateSlotSecurityPlantedStaging(t *testing.T) {
 					t.Skip("chgrp to another group needs root")
 				}
 				sd, outside := t.TempDir(), secOutside(t)
+				// Before the plant: a planted hard link adds a link to an outside file, and the
+				// removal of the staging dir must take exactly that link away again.
+				before := hostile.Tree(t, outside)
 				tt.plant(t, filepath.Join(sd, s6.StagingName("gateway-x")), outside)
-				before := secTree(t, outside)
 				if err := s6.CreateSlot(sd, "gateway-x", secFiles, true, owner); err != nil {
 					t.Fatalf("CreateSlot: %v", err)
 				}
-				if after := secTree(t, outside); fmt.Sprint(after) != fmt.Sprint(before) {
-					t.Errorf("outside changed:\nbefore %q\nafter  %q", before, after)
-				}
+				hostile.SameTree(t, "outside", before, hostile.Tree(t, outside))
 				secCheckSlot(t, filepath.Join(sd, "gateway-x"), secFiles)
 				if ents, _ := os.ReadDir(sd); len(ents) != 1 {
 					t.Errorf("scandir holds %v, want only gateway-x", ents)

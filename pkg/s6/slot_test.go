@@ -255,10 +255,7 @@ var _ = Describe("WriteFile", func() {
 
 	It("refuses a symlinked slot or log/ and leaves their targets alone", func() {
 		sd := quietScandir()
-		target := filepath.Join(sd, "target")
-		Expect(os.Mkdir(target, 0o755)).To(Succeed())
-		link := filepath.Join(sd, "gateway-link")
-		Expect(os.Symlink(target, link)).To(Succeed())
+		target, link := linkedTarget(sd, "gateway-link", false)
 		Expect(s6.WriteFile(link, runFile(sleepRun))).To(MatchError(ContainSubstring("symlink")))
 		Expect(os.ReadDir(target)).To(BeEmpty())
 
@@ -308,24 +305,28 @@ var _ = Describe("SetDown", func() {
 
 	It("refuses a symlinked slot", func() {
 		sd := quietScandir()
-		target := filepath.Join(sd, "target")
-		Expect(os.Mkdir(target, 0o755)).To(Succeed())
-		link := filepath.Join(sd, "gateway-link")
-		Expect(os.Symlink(target, link)).To(Succeed())
+		target, link := linkedTarget(sd, "gateway-link", false)
 		Expect(s6.SetDown(link, true)).To(MatchError(ContainSubstring("symlink")))
 		Expect(filepath.Join(target, "down")).NotTo(BeAnExistingFile())
 	})
 })
 
+// linkedTarget makes the directory sd/target (holding an empty file keep when keep is set) and
+// the symlink sd/<link> to it, and returns both paths.
+func linkedTarget(sd, link string, keep bool) (target, linkPath string) {
+	target, linkPath = filepath.Join(sd, "target"), filepath.Join(sd, link)
+	Expect(os.Mkdir(target, 0o755)).To(Succeed())
+	if keep {
+		Expect(os.WriteFile(filepath.Join(target, "keep"), nil, 0o644)).To(Succeed())
+	}
+	Expect(os.Symlink(target, linkPath)).To(Succeed())
+	return target, linkPath
+}
+
 var _ = Describe("RemoveSlot and RemoveStaging", func() {
 	It("never removes a foreign gateway-* entry or follows its link", func() {
 		sd := quietScandir()
-		target := filepath.Join(sd, "target")
-		Expect(os.Mkdir(target, 0o755)).To(Succeed())
-		Expect(os.WriteFile(filepath.Join(target, "keep"), nil, 0o644)).To(Succeed())
-
-		link := filepath.Join(sd, "gateway-link")
-		Expect(os.Symlink(target, link)).To(Succeed())
+		target, link := linkedTarget(sd, "gateway-link", true)
 		Expect(s6.RemoveSlot(sd, "gateway-link")).To(MatchError(ContainSubstring("not a directory")))
 		Expect(lstatEntry(link).mode & fs.ModeSymlink).NotTo(BeZero())
 		Expect(filepath.Join(target, "keep")).To(BeARegularFile())
@@ -357,12 +358,7 @@ var _ = Describe("RemoveSlot and RemoveStaging", func() {
 
 	It("removes staging entries, unlinking a symlink without following it", func() {
 		sd := quietScandir()
-		target := filepath.Join(sd, "target")
-		Expect(os.Mkdir(target, 0o755)).To(Succeed())
-		Expect(os.WriteFile(filepath.Join(target, "keep"), nil, 0o644)).To(Succeed())
-
-		link := filepath.Join(sd, ".gateway-link.tmp")
-		Expect(os.Symlink(target, link)).To(Succeed())
+		target, link := linkedTarget(sd, ".gateway-link.tmp", true)
 		Expect(s6.RemoveStaging(sd, ".gateway-link.tmp")).To(Succeed())
 		Expect(link).NotTo(BeAnExistingFile())
 		Expect(filepath.Join(target, "keep")).To(BeARegularFile())

@@ -21,8 +21,8 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// Helpers for the fault and settle specs (faults_test.go, settle_test.go). They only add to the
-// harness in harness_test.go; nothing there is changed.
+// Helpers for the fault, settle and runtime specs (faults_test.go, settle_test.go,
+// runtime_test.go). They only add to the harness in harness_test.go.
 
 // SetConfig sets a top-level scalar field of the controller config to raw (a YAML value written
 // as is: quote strings with strconv.Quote). An existing line for the field is replaced, so the
@@ -56,33 +56,75 @@ func (e *Env) SetConfigDuration(field string, d time.Duration) {
 	e.SetConfig(field, strconv.Quote(d.String()))
 }
 
-// StartSvscanWith is StartSvscan with extra s6-svscan options before the scandir (e.g. "-c", "3").
-func (e *Env) StartSvscanWith(args ...string) {
-	Expect(e.svscan).To(BeNil(), "s6-svscan already running")
-	Expect(os.MkdirAll(e.Scandir, 0o755)).To(Succeed())
-	logFile, err := os.OpenFile(e.svscanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	Expect(err).NotTo(HaveOccurred())
-	defer logFile.Close()
-	cmd := exec.Command(s6Tool("s6-svscan"), append(append([]string{}, args...), e.Scandir)...)
-	cmd.Env = e.environ("FAKE_GATEWAY_START_DELAY=" + e.opts.StartDelay.String())
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	Expect(cmd.Start()).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	e.svscan, e.svscanDone = cmd, done
+// RunningProfiles creates each named profile with desired_state running.
+func (e *Env) RunningProfiles(names ...string) {
+	for _, n := range names {
+		e.Profile(n, map[string]any{"desired_state": "running"})
+	}
+}
+
+// StartConverged starts s6-svscan and the background controller, then waits (convergeTimeout)
+// until the controller is alive and converged as converged asserts (through g).
+func (e *Env) StartConverged(converged func(g Gomega)) {
+	e.StartSvscan()
+	e.StartController()
 	Eventually(func(g Gomega) {
-		select {
-		case <-done:
-			StopTrying(fmt.Sprintf("s6-svscan exited: %v", cmd.ProcessState)).Now()
-		default:
+		e.ExpectControllerAlive(g)
+		converged(g)
+	}).WithTimeout(convergeTimeout).Should(Succeed())
+}
+
+// StartKeep creates the profile "keep" with desired_state running, starts everything
+// (StartConverged) until keep is up and the default profile down, and returns keep's gateway pid.
+func (e *Env) StartKeep() int {
+	e.RunningProfiles("keep")
+	e.StartConverged(func(g Gomega) {
+		e.ExpectUp(g, "keep")
+		e.ExpectDown(g, "default")
+	})
+	return e.SupervisedPid("keep")
+}
+
+// BootSettled starts s6-svscan, runs one boot pass (reconcile --once --boot, which must exit 0)
+// and waits (convergeTimeout) until every named profile is settled (ExpectSettled).
+func (e *Env) BootSettled(names ...string) {
+	e.StartSvscan()
+	_, stderr, code := e.CLI("reconcile", "--once", "--boot")
+	Expect(code).To(Equal(0), "stderr: %s", stderr)
+	Eventually(func(g Gomega) { e.ExpectAllSettled(g, names...) }).WithTimeout(convergeTimeout).Should(Succeed())
+}
+
+// ExpectAllUp asserts (through g) ExpectUp for every named profile.
+func (e *Env) ExpectAllUp(g Gomega, names ...string) {
+	for _, n := range names {
+		e.ExpectUp(g, n)
+	}
+}
+
+// ExpectAllSettled asserts (through g) ExpectSettled for every named profile.
+func (e *Env) ExpectAllSettled(g Gomega, names ...string) {
+	for _, n := range names {
+		e.ExpectSettled(g, n)
+	}
+}
+
+// DesiredFollowed writes desired_state (read-merge-write) for a profile and expects its gateway
+// up for "running", down for anything else, and whatever also asserts (when not nil), within
+// 2 s of the write. It logs how long that took.
+func (e *Env) DesiredFollowed(name, desired string, also func(g Gomega)) {
+	t0 := time.Now()
+	e.SetDesired(name, desired)
+	Eventually(func(g Gomega) {
+		if desired == "running" {
+			e.ExpectUp(g, name)
+		} else {
+			e.ExpectDown(g, name)
 		}
-		out, rc := S6("s6-svscanctl", "-a", e.Scandir)
-		g.Expect(rc).To(Equal(0), out)
-	}).WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+		if also != nil {
+			also(g)
+		}
+	}).WithTimeout(within2s(t0)).Should(Succeed())
+	fmt.Fprintf(GinkgoWriter, "desired_state %s of %s observed %v after the write\n", desired, name, time.Since(t0))
 }
 
 // StopSvscanUnderController stops the s6 tree (s6-svscanctl -t) while `run` keeps running, as
@@ -167,38 +209,15 @@ func (e *Env) RestartController() {
 // StartCLI starts `profile-controller --config <cfg> args...` without waiting; stdout and stderr
 // are collected in the returned buffers once the process has been waited for.
 func (e *Env) StartCLI(args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
-	cmd := exec.Command(controllerBin, append([]string{"--config", e.ConfigPath}, args...)...)
-	cmd.Env = e.environ()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.WaitDelay = 2 * time.Second
+	cmd, out, errOut := e.cliCommand(context.Background(), 2*time.Second, args)
 	Expect(cmd.Start()).To(Succeed())
-	return cmd, &out, &errOut
+	return cmd, out, errOut
 }
 
 // CLIWithin runs the controller like CLI but fails the spec when it has not exited within
 // limit (it is then killed): for commands that must refuse to start rather than run forever.
 func (e *Env) CLIWithin(limit time.Duration, args ...string) (stdout, stderr string, exitCode int) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, controllerBin, append([]string{"--config", e.ConfigPath}, args...)...)
-	cmd.Env = e.environ()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	fmt.Fprintf(GinkgoWriter, "$ profile-controller %s -> %v\n--- stdout\n%s--- stderr\n%s---\n",
-		strings.Join(args, " "), err, out.String(), errOut.String())
-	Expect(ctx.Err()).NotTo(HaveOccurred(), "profile-controller %s still running after %v", strings.Join(args, " "), limit)
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		exitCode = exitErr.ExitCode()
-	default:
-		Fail(fmt.Sprintf("running profile-controller %s: %v", strings.Join(args, " "), err))
-	}
-	return out.String(), errOut.String(), exitCode
+	return e.runCLI(limit, time.Second, args)
 }
 
 // ProfileAtomic creates a named profile (dir, state file unless state is nil, SOUL.md) outside

@@ -214,26 +214,39 @@ func (e *Env) BootLogPath() string { return filepath.Join(e.Home, "logs", "conta
 // ---------------------------------------------------------------------------------------------
 // The controller
 
-// CLI runs `profile-controller --config <cfg> args...` to completion.
+// CLI runs `profile-controller --config <cfg> args...` to completion (60 s at most).
 func (e *Env) CLI(args ...string) (stdout, stderr string, exitCode int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	return e.runCLI(60*time.Second, 2*time.Second, args)
+}
+
+// cliCommand is `profile-controller --config <cfg> args...`, killed when ctx ends (its output
+// then waited for at most waitDelay), with stdout and stderr collected in the returned buffers.
+func (e *Env) cliCommand(ctx context.Context, waitDelay time.Duration, args []string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.CommandContext(ctx, controllerBin, append([]string{"--config", e.ConfigPath}, args...)...)
 	cmd.Env = e.environ()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.WaitDelay = 2 * time.Second
+	cmd.WaitDelay = waitDelay
+	return cmd, &out, &errOut
+}
+
+// runCLI runs the controller with args to completion and logs the run. It fails the spec when
+// the controller is still running after limit (it is then killed) or cannot be run at all.
+func (e *Env) runCLI(limit, waitDelay time.Duration, args []string) (stdout, stderr string, exitCode int) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd, out, errOut := e.cliCommand(ctx, waitDelay, args)
 	err := cmd.Run()
 	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
+	if errors.As(err, &exitErr) {
 		exitCode = exitErr.ExitCode()
-	default:
+	}
+	fmt.Fprintf(GinkgoWriter, "$ profile-controller %s -> exit %d (%v)\n--- stdout\n%s--- stderr\n%s---\n",
+		strings.Join(args, " "), exitCode, err, out.String(), errOut.String())
+	Expect(ctx.Err()).NotTo(HaveOccurred(), "profile-controller %s still running after %v", strings.Join(args, " "), limit)
+	if err != nil && exitErr == nil {
 		Fail(fmt.Sprintf("running profile-controller %s: %v", strings.Join(args, " "), err))
 	}
-	fmt.Fprintf(GinkgoWriter, "$ profile-controller %s -> exit %d\n--- stdout\n%s--- stderr\n%s---\n",
-		strings.Join(args, " "), exitCode, out.String(), errOut.String())
 	return out.String(), errOut.String(), exitCode
 }
 
@@ -313,13 +326,16 @@ func S6(tool string, args ...string) (string, int) {
 
 // StartSvscan runs s6-svscan on the scandir in its own process group and waits until it answers
 // s6-svscanctl. Gateways inherit FAKE_GATEWAY_START_DELAY from it.
-func (e *Env) StartSvscan() {
+func (e *Env) StartSvscan() { e.StartSvscanWith() }
+
+// StartSvscanWith is StartSvscan with extra s6-svscan options before the scandir (e.g. "-c", "3").
+func (e *Env) StartSvscanWith(args ...string) {
 	Expect(e.svscan).To(BeNil(), "s6-svscan already running")
 	Expect(os.MkdirAll(e.Scandir, 0o755)).To(Succeed())
 	logFile, err := os.OpenFile(e.svscanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	Expect(err).NotTo(HaveOccurred())
 	defer logFile.Close()
-	cmd := exec.Command(s6Tool("s6-svscan"), e.Scandir)
+	cmd := exec.Command(s6Tool("s6-svscan"), append(append([]string{}, args...), e.Scandir)...)
 	cmd.Env = e.environ("FAKE_GATEWAY_START_DELAY=" + e.opts.StartDelay.String())
 	// A file, not a pipe: supervisors and gateways inherit it, and a pipe would keep Wait blocked
 	// until the last of them exits.

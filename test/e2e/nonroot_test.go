@@ -127,14 +127,9 @@ var _ = Describe("security: with gatewayUser set, that user drives its gateway s
 		Expect(err).NotTo(HaveOccurred())
 		Expect(cfg.Close()).To(Succeed())
 
-		env.Profile("alpha", map[string]any{"desired_state": "running"})
-		env.StartSvscan()
-		env.StartController()
+		env.RunningProfiles("alpha")
+		env.StartConverged(func(g Gomega) { env.ExpectUp(g, "alpha") })
 		slot := env.SlotDir("alpha")
-		Eventually(func(g Gomega) {
-			env.ExpectControllerAlive(g)
-			env.ExpectUp(g, "alpha")
-		}).WithTimeout(convergeTimeout).Should(Succeed())
 
 		By("the skeleton: root-owned, the user's group may traverse supervise/ and write control")
 		for _, d := range []string{slot, filepath.Join(slot, "log")} {

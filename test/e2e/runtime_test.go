@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,28 +27,14 @@ var _ = Describe("3. runtime: desired_state edits are followed within 2 s", func
 	AfterEach(func() { env.DumpOnFailure() })
 
 	It("stops the gateway when desired_state becomes stopped and starts it when it becomes running again", func() {
-		env.Profile("alpha", map[string]any{"desired_state": "running"})
+		env.RunningProfiles("alpha")
 		env.Profile("bystander", map[string]any{"gateway_state": "running"})
-		env.StartSvscan()
-		env.StartController()
-		Eventually(func(g Gomega) {
-			env.ExpectControllerAlive(g)
-			for _, name := range []string{"alpha", "bystander"} {
-				env.ExpectUp(g, name)
-				g.Expect(env.ReadState(name)).To(HaveKeyWithValue("gateway_state", "running"), name)
-			}
-		}).WithTimeout(convergeTimeout).Should(Succeed())
+		env.StartConverged(func(g Gomega) { env.ExpectAllSettled(g, "alpha", "bystander") })
 		bystander := env.SupervisedPid("bystander")
 		down := filepath.Join(env.SlotDir("alpha"), "down")
 
 		By("writing desired_state: stopped")
-		t0 := time.Now()
-		env.SetDesired("alpha", "stopped")
-		Eventually(func(g Gomega) {
-			env.ExpectDown(g, "alpha")
-			g.Expect(down).To(BeAnExistingFile())
-		}).WithTimeout(within2s(t0)).WithPolling(20 * time.Millisecond).Should(Succeed())
-		fmt.Fprintf(GinkgoWriter, "stop observed %v after the write\n", time.Since(t0))
+		env.DesiredFollowed("alpha", "stopped", func(g Gomega) { g.Expect(down).To(BeAnExistingFile()) })
 
 		By("staying down although the gateway persisted gateway_state: running on its way out")
 		Eventually(func(g Gomega) {
@@ -61,13 +46,7 @@ var _ = Describe("3. runtime: desired_state edits are followed within 2 s", func
 		}).WithTimeout(1500 * time.Millisecond).WithPolling(50 * time.Millisecond).Should(Succeed())
 
 		By("writing desired_state: running")
-		t1 := time.Now()
-		env.SetDesired("alpha", "running")
-		Eventually(func(g Gomega) {
-			env.ExpectUp(g, "alpha")
-			g.Expect(down).NotTo(BeAnExistingFile())
-		}).WithTimeout(within2s(t1)).WithPolling(20 * time.Millisecond).Should(Succeed())
-		fmt.Fprintf(GinkgoWriter, "start observed %v after the write\n", time.Since(t1))
+		env.DesiredFollowed("alpha", "running", func(g Gomega) { g.Expect(down).NotTo(BeAnExistingFile()) })
 		Eventually(func(g Gomega) {
 			g.Expect(env.ReadState("alpha")).To(HaveKeyWithValue("gateway_state", "running"))
 		}).WithTimeout(2 * time.Second).Should(Succeed())
@@ -83,15 +62,7 @@ var _ = Describe("4. runtime: profile dirs appear and disappear", func() {
 	AfterEach(func() { env.DumpOnFailure() })
 
 	It("gives a new profile a slot (up only when its intent is Up) and unregisters a deleted one", func() {
-		env.Profile("keep", map[string]any{"desired_state": "running"})
-		env.StartSvscan()
-		env.StartController()
-		Eventually(func(g Gomega) {
-			env.ExpectControllerAlive(g)
-			env.ExpectUp(g, "keep")
-			env.ExpectDown(g, "default")
-		}).WithTimeout(convergeTimeout).Should(Succeed())
-		keep := env.SupervisedPid("keep")
+		keep := env.StartKeep()
 
 		By("adding a profile without a state file: registered down")
 		env.Profile("newbie", nil)

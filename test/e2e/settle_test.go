@@ -43,17 +43,8 @@ var _ = Describe("settle window: a change made to s6 directly is left alone for 
 	AfterEach(func() { env.DumpOnFailure() })
 
 	It("restarts a gateway stopped by a bare s6-svc -d only after settlePeriod, logged as drift, and never undoes the hermes stop sequence", func() {
-		env.Profile("alpha", map[string]any{"desired_state": "running"})
-		env.Profile("beta", map[string]any{"desired_state": "running"})
-		env.StartSvscan()
-		env.StartController()
-		Eventually(func(g Gomega) {
-			env.ExpectControllerAlive(g)
-			for _, name := range []string{"alpha", "beta"} {
-				env.ExpectUp(g, name)
-				g.Expect(env.ReadState(name)).To(HaveKeyWithValue("gateway_state", "running"), name)
-			}
-		}).WithTimeout(convergeTimeout).Should(Succeed())
+		env.RunningProfiles("alpha", "beta")
+		env.StartConverged(func(g Gomega) { env.ExpectAllSettled(g, "alpha", "beta") })
 		stayUp("alpha")
 		beta := env.SupervisedPid("beta")
 		alphaBefore := env.SupervisedPid("alpha")
@@ -133,13 +124,8 @@ var _ = Describe("crash-loop backoff: a gateway the controller started that dies
 		env = NewEnvWith(Options{RunTemplate: startsRunTemplate("")})
 		env.SetConfigDuration("resyncPeriod", 500*time.Millisecond)
 		env.SetConfigDuration("minUptime", 3*time.Second)
-		env.Profile("keep", map[string]any{"desired_state": "running"})
-		env.StartSvscan()
-		env.StartController()
-		Eventually(func(g Gomega) {
-			env.ExpectControllerAlive(g)
-			env.ExpectUp(g, "keep")
-		}).WithTimeout(convergeTimeout).Should(Succeed())
+		env.RunningProfiles("keep")
+		env.StartConverged(func(g Gomega) { env.ExpectUp(g, "keep") })
 
 		By("adding a profile with desired_state running whose gateway exits 78 (fatal config)")
 		Expect(os.MkdirAll(env.ProfileDir("fatal"), 0o755)).To(Succeed())
@@ -191,12 +177,7 @@ var _ = Describe("crash-loop backoff: a gateway the controller started that dies
 
 		By("the operator fixes the config and writes desired_state running again: started at once")
 		Expect(os.Remove(fatalConfig)).To(Succeed())
-		t0 := time.Now()
-		env.SetDesired("fatal", "running")
-		Eventually(func(g Gomega) {
-			g.Expect(env.starts("fatal")).To(HaveLen(3))
-			env.ExpectUp(g, "fatal")
-		}).WithTimeout(within2s(t0)).WithPolling(20 * time.Millisecond).Should(Succeed())
+		env.DesiredFollowed("fatal", "running", func(g Gomega) { g.Expect(env.starts("fatal")).To(HaveLen(3)) })
 		Eventually(func(g Gomega) {
 			st := env.StatusJSON(g).Profile(g, "fatal")
 			g.Expect(st.Phase).To(Equal("Running"), "%+v", st)
@@ -210,12 +191,7 @@ var _ = Describe("crash-loop backoff: a gateway the controller started that dies
 		env = NewEnvWith(Options{RunTemplate: startsRunTemplate("{{if eq .Name \"flappy\"}}export FAKE_GATEWAY_EXIT_CODE=1\n{{end}}")})
 		env.SetConfigDuration("resyncPeriod", 500*time.Millisecond)
 		env.SetConfigDuration("minUptime", 3*time.Second)
-		env.StartSvscan()
-		env.StartController()
-		Eventually(func(g Gomega) {
-			env.ExpectControllerAlive(g)
-			env.ExpectDown(g, "default")
-		}).WithTimeout(convergeTimeout).Should(Succeed())
+		env.StartConverged(func(g Gomega) { env.ExpectDown(g, "default") })
 
 		env.Profile("flappy", map[string]any{"desired_state": "running"})
 		Eventually(func(g Gomega) {

@@ -49,15 +49,7 @@ var _ = Describe("6. status -o json agrees with s6-svstat for every slot", func(
 		fatal := env.Profile("fatal", map[string]any{"desired_state": "running"})
 		Expect(os.WriteFile(filepath.Join(fatal, "fatal-config"), nil, 0o644)).To(Succeed())
 
-		env.StartSvscan()
-		_, stderr, code := env.CLI("reconcile", "--once", "--boot")
-		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Eventually(func(g Gomega) {
-			for _, name := range []string{"default", "coder", "writer", "killed"} {
-				env.ExpectUp(g, name)
-				g.Expect(env.ReadState(name)).To(HaveKeyWithValue("gateway_state", "running"), name)
-			}
-		}).WithTimeout(convergeTimeout).Should(Succeed())
+		env.BootSettled("default", "coder", "writer", "killed")
 
 		By("driving slots into distinct s6 states by hand")
 		// writer: stopped by an operator without the marker: exit code 1, normally up.
