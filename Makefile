@@ -8,8 +8,10 @@ GO ?= go
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build bin/profile-controller
-	$(GO) build -o bin/profile-controller ./cmd/profile-controller
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+
+build: ## Build bin/profile-controller (version from git describe)
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/profile-controller ./cmd/profile-controller
 
 test: ## vet, gofmt, unit + e2e tests with -race, short fuzzing (installs s6 with apt-get if missing)
 	./hack/test.sh
