@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/hermes/profile-controller/pkg/reconciler"
 )
 
 // Config is the controller's configuration: --config YAML, then environment, then flags.
@@ -266,7 +268,6 @@ func (c *Config) Default(stat StatFunc) {
 }
 
 var (
-	envKeyRE      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	gatewayUserRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
 )
 
@@ -316,7 +317,7 @@ func (c Config) Validate(funcs template.FuncMap) error {
 		add("gatewayUser %q is not a valid account name", c.GatewayUser)
 	}
 	for _, k := range sortedKeys(c.ExtraEnv) {
-		if !envKeyRE.MatchString(k) {
+		if !reconciler.ValidEnvKey(k) {
 			add("extraEnv key %q is not a valid shell variable name", k)
 		} else if strings.ContainsRune(c.ExtraEnv[k], 0) {
 			add("extraEnv %s contains a NUL byte", k)

@@ -73,7 +73,7 @@ func printStatus(ctx context.Context, ctl *reconciler.Controller, format string,
 			notes = append(notes, p.Pending)
 		}
 		if p.NextStart != "" {
-			notes = append(notes, fmt.Sprintf("failures=%d next start %s", p.Restarts, p.NextStart))
+			notes = append(notes, fmt.Sprintf("failures=%d next start %s", p.CrashLoopFailures, p.NextStart))
 		}
 		if p.Deaths > 0 {
 			notes = append(notes, fmt.Sprintf("deaths=%d", p.Deaths))

@@ -214,19 +214,29 @@ func (w *watcher) forget(path string) {
 // entry is never watched (a swap after the check only costs a harmless hint), and hostile names
 // never reach a watch. It reports whether a profile-dir watch was added just now.
 func (w *watcher) ensure(key string) (added bool) {
+	if w.fs == nil {
+		return false
+	}
 	if key != desired.DefaultProfile {
 		if desired.ValidateName(key) != nil {
 			return false
 		}
-		if dir := filepath.Join(w.c.opts.HermesHome, "profiles", key); isRealDir(dir) {
+		if dir := filepath.Join(w.c.opts.HermesHome, "profiles", key); !w.isWatched(dir) && isRealDir(dir) {
 			added = w.watch(dir)
 		}
 	}
 	slot := filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key)
-	if isRealDir(slot) && isRealDir(filepath.Join(slot, "supervise")) {
-		w.watch(filepath.Join(slot, "supervise"))
+	if sup := filepath.Join(slot, "supervise"); !w.isWatched(sup) && isRealDir(slot) && isRealDir(sup) {
+		w.watch(sup)
 	}
 	return added
+}
+
+// isWatched reports whether path already has a watch: the common case, checked before any stat.
+func (w *watcher) isWatched(path string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watched[path]
 }
 
 // isRealDir reports whether path is a directory and not a symlink.

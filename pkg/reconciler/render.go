@@ -80,6 +80,9 @@ type Renderer struct {
 
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// ValidEnvKey reports whether k can be exported by the run script: a shell variable name.
+func ValidEnvKey(k string) bool { return envKeyRE.MatchString(k) }
+
 // ShellQuote quotes s for a POSIX shell: the result is one word whose value is exactly s.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
@@ -110,7 +113,7 @@ func NewRenderer(t Templates, env map[string]string, hermesHome, user string) (*
 		*x.dst = tpl
 	}
 	for k, v := range env {
-		if !envKeyRE.MatchString(k) {
+		if !ValidEnvKey(k) {
 			return nil, fmt.Errorf("extraEnv: %q is not a valid shell variable name", k)
 		}
 		r.env = append(r.env, EnvVar{k, v})

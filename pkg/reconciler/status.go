@@ -22,34 +22,34 @@ const memoryFile = "memory.json"
 // ProfileStatus is desired versus observed state of one profile, as `status` prints it.
 // Fields that mirror s6-svstat use its conventions (pid and exitCode are -1 when not applicable).
 type ProfileStatus struct {
-	Profile      string   `json:"profile"`
-	Slot         string   `json:"slot"`
-	Intent       string   `json:"intent"`
-	BootIntent   string   `json:"bootIntent"`
-	PriorState   string   `json:"priorState"`
-	DesiredState string   `json:"desiredState,omitempty"`
-	GatewayState string   `json:"gatewayState,omitempty"`
-	Port         int      `json:"port"`
-	Warning      string   `json:"warning,omitempty"`
-	SlotExists   bool     `json:"slotExists"`
-	Supervised   bool     `json:"supervised"`
-	Up           bool     `json:"up"`
-	WantUp       bool     `json:"wantUp"`
-	NormallyUp   bool     `json:"normallyUp"`
-	Ready        bool     `json:"ready"`
-	PID          int      `json:"pid"`
-	ExitCode     int      `json:"exitCode"`
-	Signal       int      `json:"signal"`
-	Since        string   `json:"since,omitempty"`
-	Phase        string   `json:"phase"`
-	Pending      string   `json:"pending,omitempty"`
-	Deaths       int      `json:"deaths"`
-	Restarts     int      `json:"crashLoopFailures,omitempty"`
-	NextStart    string   `json:"nextStart,omitempty"`
-	Drift        []string `json:"drift,omitempty"`
-	Actions      []string `json:"actions,omitempty"`
-	PortConflict []string `json:"portConflict,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	Profile           string   `json:"profile"`
+	Slot              string   `json:"slot"`
+	Intent            string   `json:"intent"`
+	BootIntent        string   `json:"bootIntent"`
+	PriorState        string   `json:"priorState"`
+	DesiredState      string   `json:"desiredState,omitempty"`
+	GatewayState      string   `json:"gatewayState,omitempty"`
+	Port              int      `json:"port"`
+	Warning           string   `json:"warning,omitempty"`
+	SlotExists        bool     `json:"slotExists"`
+	Supervised        bool     `json:"supervised"`
+	Up                bool     `json:"up"`
+	WantUp            bool     `json:"wantUp"`
+	NormallyUp        bool     `json:"normallyUp"`
+	Ready             bool     `json:"ready"`
+	PID               int      `json:"pid"`
+	ExitCode          int      `json:"exitCode"`
+	Signal            int      `json:"signal"`
+	Since             string   `json:"since,omitempty"`
+	Phase             string   `json:"phase"`
+	Pending           string   `json:"pending,omitempty"`
+	Deaths            int      `json:"deaths"`
+	CrashLoopFailures int      `json:"crashLoopFailures,omitempty"`
+	NextStart         string   `json:"nextStart,omitempty"`
+	Drift             []string `json:"drift,omitempty"`
+	Actions           []string `json:"actions,omitempty"`
+	PortConflict      []string `json:"portConflict,omitempty"`
+	Error             string   `json:"error,omitempty"`
 }
 
 // ProblemStatus is a skipped profile or foreign scandir entry.
@@ -120,7 +120,7 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 		ps.Pending = dec.Pending
 		m := dec.Memory
 		if m.Crashed {
-			ps.Restarts = m.Failures
+			ps.CrashLoopFailures = m.Failures
 			ps.NextStart = m.NextStart.UTC().Format(time.RFC3339)
 		}
 		ps.Phase = phaseOf(ps, m)
