@@ -53,92 +53,178 @@ type Loader struct {
 // gateway_state.json once and never opens SOUL.md; it does not block on FIFOs.
 func (l Loader) Load() State {
 	st := State{Present: map[string]bool{}}
-	homePath, home, err := l.openHome()
+	v, err := l.Open()
 	if err != nil {
 		st.ListErr = err
-		st.Problems = append(st.Problems, Problem{Path: homePath, Err: err})
-		return st
-	}
-	defer home.Close()
-	root := loadRoot(home, homePath)
-
-	profilesPath := joinPath(homePath, ProfilesDirName)
-	profiles, err := home.OpenDir(ProfilesDirName)
-	if err != nil {
-		st.Profiles = []Profile{root}
-		st.ListErr = fmt.Errorf("list profiles: %w; serving the root profile only, unregistering nothing", err)
-		if !errors.Is(err, fs.ErrNotExist) {
-			st.Problems = append(st.Problems, Problem{Path: profilesPath, Err: st.ListErr})
+		path := ""
+		if l.Home != "" {
+			path = filepath.Clean(l.Home)
 		}
+		st.Problems = append(st.Problems, Problem{Path: path, Err: err})
 		return st
 	}
-	defer profiles.Close()
-	names, err := profiles.ReadDirNames()
+	defer v.Close()
+	root, _, _ := v.Profile(DefaultProfile, nil, time.Time{})
+	st.Profiles = []Profile{root}
+	names, err := v.Names()
 	if err != nil {
-		st.Profiles = []Profile{root}
-		st.ListErr = fmt.Errorf("list profiles: %w; serving the root profile only, unregistering nothing", err)
-		st.Problems = append(st.Problems, Problem{Path: profilesPath, Err: st.ListErr})
+		st.ListErr = err
+		if !errors.Is(err, fs.ErrNotExist) {
+			st.Problems = append(st.Problems, Problem{Path: v.ProfilesPath(), Err: err})
+		}
 		return st
 	}
 	sort.Strings(names)
-
 	st.Present = make(map[string]bool, len(names))
-	st.Profiles = make([]Profile, 1, len(names)+1)
-	st.Profiles[0] = root
 	for _, name := range names {
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
 		st.Present[name] = true
-		p, err := loadEntry(profiles, name)
+		p, _, err := v.named(name, nil, time.Time{})
 		switch {
 		case err == nil:
 			st.Profiles = append(st.Profiles, p)
 		case errors.Is(err, ErrNotProfile), errors.Is(err, errGone):
 		default:
-			st.Problems = append(st.Problems, Problem{Name: name, Path: joinPath(profilesPath, name), Err: err})
+			st.Problems = append(st.Problems, Problem{Name: name, Path: joinPath(v.ProfilesPath(), name), Err: err})
 		}
 	}
 	st.Listed = true
 	return st
 }
 
-// LoadProfile reads one profile. present reports whether an entry named name exists under
-// profiles/ (always true for "default" when HERMES_HOME exists). err is set when the entry
-// exists but is not a valid profile (bad name, symlink, no SOUL.md, reserved "default" dir).
+// LoadProfile reads one profile; it is Open followed by Volume.Profile (see there).
+func (l Loader) LoadProfile(name string) (p Profile, present bool, err error) {
+	v, err := l.Open()
+	if err != nil {
+		if name == DefaultProfile || !listable(name) {
+			return Profile{}, false, err
+		}
+		return Profile{}, true, fmt.Errorf("%w: %w", ErrUnlisted, err)
+	}
+	defer v.Close()
+	return v.Profile(name, nil, time.Time{})
+}
+
+// listable reports whether name can be an entry of profiles/ that Load would consider.
+func listable(name string) bool {
+	return name != "" && name[0] != '.' && !strings.ContainsAny(name, "/\x00")
+}
+
+// Volume is HERMES_HOME opened once for reading many profiles: the root directory and, when it
+// could be opened, profiles/. Its methods may be called concurrently. Close it when done.
+type Volume struct {
+	home     *safefs.Dir
+	homePath string
+	profiles *safefs.Dir
+	// listErr says why profiles/ could not be opened (nil when it was).
+	listErr error
+}
+
+// Open opens HERMES_HOME (following symlinks: it is configuration) and its profiles/ directory
+// (never through a symlink). It fails only when HERMES_HOME cannot be opened; a profiles/ that
+// cannot be opened is reported by Names and Profile.
+func (l Loader) Open() (*Volume, error) {
+	path, home, err := l.openHome()
+	if err != nil {
+		return nil, err
+	}
+	v := &Volume{home: home, homePath: path}
+	profiles, err := home.OpenDir(ProfilesDirName)
+	if err != nil {
+		v.listErr = fmt.Errorf("list profiles: %w; serving the root profile only, unregistering nothing", err)
+		return v, nil
+	}
+	v.profiles = profiles
+	return v, nil
+}
+
+// Close closes the volume's descriptors.
+func (v *Volume) Close() {
+	if v.profiles != nil {
+		v.profiles.Close()
+	}
+	v.home.Close()
+}
+
+// HomePath returns HERMES_HOME, cleaned.
+func (v *Volume) HomePath() string { return v.homePath }
+
+// ProfilesPath returns the path of profiles/.
+func (v *Volume) ProfilesPath() string { return joinPath(v.homePath, ProfilesDirName) }
+
+// Listed reports whether profiles/ was opened; when not, ListErr says why.
+func (v *Volume) Listed() bool { return v.profiles != nil }
+
+// ListErr is why profiles/ could not be opened, or nil.
+func (v *Volume) ListErr() error { return v.listErr }
+
+// Names lists the entries of profiles/ that Load would consider (not starting with "."),
+// unsorted. It fails when profiles/ could not be opened or listed.
+func (v *Volume) Names() ([]string, error) {
+	if v.profiles == nil {
+		return nil, v.listErr
+	}
+	names, err := v.profiles.ReadDirNames()
+	if err != nil {
+		return nil, fmt.Errorf("list profiles: %w; serving the root profile only, unregistering nothing", err)
+	}
+	out := names[:0]
+	for _, n := range names {
+		if n[0] != '.' {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// HasSoul reports, cheaply and without reading anything, whether profiles/<name> is a real
+// directory holding an entry SOUL.md: whether the name is worth a full look. It never follows a
+// symlink. A false answer for an entry that becomes a profile later is corrected by the next look.
+func (v *Volume) HasSoul(name string) bool {
+	if v.profiles == nil || !listable(name) {
+		return false
+	}
+	d, err := v.profiles.OpenDir(name)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	_, err = d.Lstat(SoulFileName)
+	return err == nil
+}
+
+// Profile reads one profile. present reports whether an entry named name exists under
+// profiles/ (always true for "default"). err is set when the entry exists but is not a valid
+// profile (bad name, symlink, no SOUL.md, reserved "default" dir).
+//
+// prev, when not nil, is an earlier read of the same profile: when its StateID is stable and
+// gateway_state.json still has that FileID, the state fields are taken from prev instead of
+// reading and decoding the file again. now dates the read for that rule (safefs.FileID.Stable).
 //
 // "default" always means the root profile (HERMES_HOME), never profiles/default. The outcomes:
 //   - p, true, nil: a valid profile, read exactly as Load reads it.
 //   - _, false, nil: profiles/ was read and has no such entry (the profile is gone).
 //   - _, true, err wrapping ErrNotProfile: the entry is not a directory or has no SOUL.md.
-//   - _, true, err wrapping ErrUnlisted: HERMES_HOME or profiles/ cannot be read, so presence is
-//     unknown and reported as true (nothing may be unregistered).
+//   - _, true, err wrapping ErrUnlisted: profiles/ cannot be read, so presence is unknown and
+//     reported as true (nothing may be unregistered).
 //   - _, true, err: any other problem with the entry (symlink, invalid name, unusable SOUL.md).
 //   - _, false, err: name can never be an entry Load would consider (empty, contains '/', starts
-//     with '.'), or for "default", HERMES_HOME cannot be opened.
-func (l Loader) LoadProfile(name string) (p Profile, present bool, err error) {
+//     with '.').
+func (v *Volume) Profile(name string, prev *Profile, now time.Time) (Profile, bool, error) {
 	if name == DefaultProfile {
-		homePath, home, err := l.openHome()
-		if err != nil {
-			return Profile{}, false, err
-		}
-		defer home.Close()
-		return loadRoot(home, homePath), true, nil
+		return loadRoot(v.home, v.homePath, prev, now), true, nil
 	}
-	if name == "" || name[0] == '.' || strings.ContainsAny(name, "/\x00") {
+	return v.named(name, prev, now)
+}
+
+// named reads the entry profiles/<name> ("default" included: that entry is reserved).
+func (v *Volume) named(name string, prev *Profile, now time.Time) (Profile, bool, error) {
+	if !listable(name) {
 		return Profile{}, false, fmt.Errorf("no entry under %s/ can be named like this: %w", ProfilesDirName, ValidateName(name))
 	}
-	_, home, err := l.openHome()
-	if err != nil {
-		return Profile{}, true, fmt.Errorf("%w: %w", ErrUnlisted, err)
+	if v.profiles == nil {
+		return Profile{}, true, fmt.Errorf("%w: %w", ErrUnlisted, v.listErr)
 	}
-	defer home.Close()
-	profiles, err := home.OpenDir(ProfilesDirName)
-	if err != nil {
-		return Profile{}, true, fmt.Errorf("%w: %w", ErrUnlisted, err)
-	}
-	defer profiles.Close()
-	p, err = loadEntry(profiles, name)
+	p, err := loadEntry(v.profiles, name, prev, now)
 	switch {
 	case err == nil:
 		return p, true, nil
@@ -162,15 +248,15 @@ func (l Loader) openHome() (string, *safefs.Dir, error) {
 	return path, d, nil
 }
 
-func loadRoot(home *safefs.Dir, path string) Profile {
+func loadRoot(home *safefs.Dir, path string, prev *Profile, now time.Time) Profile {
 	p := Profile{Name: DefaultProfile, Dir: path, Port: Port(DefaultProfile)}
-	loadState(home, &p)
+	loadState(home, &p, prev, now)
 	return p
 }
 
 // loadEntry reads profiles/<name>. Its error wraps ErrNotProfile when the entry is simply not a
 // profile, is errGone when it does not exist, and is otherwise a one-line problem naming the path.
-func loadEntry(profiles *safefs.Dir, name string) (Profile, error) {
+func loadEntry(profiles *safefs.Dir, name string, prev *Profile, now time.Time) (Profile, error) {
 	path := joinPath(profiles.Path(), name)
 	d, err := profiles.OpenDir(name)
 	if err != nil {
@@ -210,18 +296,25 @@ func loadEntry(profiles *safefs.Dir, name string) (Profile, error) {
 		return Profile{}, fmt.Errorf("%q: %s is %s, not a regular file; skipped", path, SoulFileName, safefs.Kind(soul.Mode))
 	}
 	p := Profile{Name: name, Dir: path, Port: Port(name)}
-	loadState(d, &p)
+	loadState(d, &p, prev, now)
 	return p, nil
 }
 
 // loadState reads gateway_state.json in d into p: the raw values, the file's presence and mtime,
-// both intents and a warning. It never opens anything but a regular file.
-func loadState(d *safefs.Dir, p *Profile) {
+// both intents and a warning. It never opens anything but a regular file. When prev holds a
+// stable read of the very same file version, its state fields are reused without a read.
+func loadState(d *safefs.Dir, p *Profile, prev *Profile, now time.Time) {
 	var (
 		doc     map[string]any
 		readErr error
 	)
 	st, err := d.Lstat(StateFileName)
+	if err == nil && prev != nil && prev.StateStable && st.Mode&unix.S_IFMT == unix.S_IFREG && safefs.IDOf(&st) == prev.StateID {
+		name, dir, port := p.Name, p.Dir, p.Port
+		*p = *prev
+		p.Name, p.Dir, p.Port = name, dir, port
+		return
+	}
 	switch {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -235,6 +328,10 @@ func loadState(d *safefs.Dir, p *Profile) {
 		if fst.Mode&unix.S_IFMT == unix.S_IFREG {
 			p.HasStateFile = true
 			p.StateModTime = time.Unix(fst.Mtim.Unix())
+			if err == nil {
+				p.StateID = safefs.IDOf(&fst)
+				p.StateStable = !now.IsZero() && p.StateID.Stable(now)
+			}
 		}
 		switch {
 		case err != nil && errors.Is(err, fs.ErrNotExist):

@@ -2,6 +2,8 @@ package desired
 
 import (
 	"time"
+
+	"github.com/hermes/profile-controller/internal/safefs"
 )
 
 // Intent is what the controller wants a profile's gateway to do.
@@ -62,6 +64,11 @@ type Profile struct {
 	Warning string
 	// Port is the deterministic port derived from the name.
 	Port int
+	// StateID identifies the version of gateway_state.json the state fields were read from (zero
+	// without a regular file); StateStable reports that it can prove a later read unchanged
+	// (safefs.FileID.Stable). Volume.Profile reuses a previous read on an equal, stable StateID.
+	StateID     safefs.FileID
+	StateStable bool
 }
 
 // Slot returns the s6 slot name, "gateway-<name>".

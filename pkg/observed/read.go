@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -82,7 +83,7 @@ func Read(scandir string) (State, error) {
 		case s6.IsStagingName(name):
 			st.Staging = append(st.Staging, name)
 		case strings.HasPrefix(name, slotPrefix):
-			slot, foreign := readEntry(d, scandir, name)
+			slot, foreign := readEntry(d, name, nil, time.Time{})
 			switch {
 			case foreign != nil:
 				st.Foreign = append(st.Foreign, *foreign)
@@ -107,12 +108,46 @@ func ReadSlot(scandir, profile string) (*Slot, error) {
 		return nil, fmt.Errorf("read scandir: %w", err)
 	}
 	defer d.Close()
-	slot, foreign := readEntry(d, scandir, slotPrefix+profile)
+	return ReadSlotAt(d, profile, nil, time.Time{})
+}
+
+// Known is what a caller has already checked about a slot, so that ReadSlotAt can skip reads.
+type Known struct {
+	// Files maps a managed file name to the FileID of a version whose bytes and mode the caller
+	// has already compared: a file that still has exactly that FileID is not read again (it is
+	// then in Slot.Same, not in Slot.Files). The caller only keeps stable FileIDs.
+	Files map[string]safefs.FileID
+	// Supervision is an earlier read of the slot's supervisor: its decoded status is reused when
+	// the status file is unchanged (s6.ReadSupervisionAt).
+	Supervision *s6.Supervision
+}
+
+// ReadSlotAt is ReadSlot on an open scandir, skipping what known proves unchanged (nil: read
+// everything). now dates the read (it decides which FileIDs are stable).
+func ReadSlotAt(scandir *safefs.Dir, profile string, known *Known, now time.Time) (*Slot, error) {
+	if err := checkProfile(profile); err != nil {
+		return nil, err
+	}
+	slot, foreign := readEntry(scandir, slotPrefix+profile, known, now)
 	if foreign != nil {
 		return nil, fmt.Errorf("slot %s/%s: %w (%s); it is left alone, remove it by hand if it is not needed",
-			scandir, foreign.Name, ErrForeign, foreign.Reason)
+			scandir.Path(), foreign.Name, ErrForeign, foreign.Reason)
 	}
 	return slot, nil
+}
+
+// StagingAt reports whether ".gateway-<profile>.tmp" exists in the open scandir, as StagingExists.
+func StagingAt(scandir *safefs.Dir, profile string) (bool, error) {
+	if err := checkProfile(profile); err != nil {
+		return false, err
+	}
+	if _, err := scandir.Lstat(s6.StagingName(slotPrefix + profile)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // StagingExists reports whether ".gateway-<profile>.tmp" exists in scandir, of any type (lstat,
@@ -128,13 +163,7 @@ func StagingExists(scandir, profile string) (bool, error) {
 		return false, fmt.Errorf("read scandir: %w", err)
 	}
 	defer d.Close()
-	if _, err := d.Lstat(s6.StagingName(slotPrefix + profile)); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	return true, nil
+	return StagingAt(d, profile)
 }
 
 // checkProfile keeps a profile to a single path component, so that the names built from it
@@ -148,12 +177,12 @@ func checkProfile(profile string) error {
 
 // readEntry classifies and reads the gateway-* entry name of d. It returns a slot, a foreign
 // entry, or neither when the entry vanished.
-func readEntry(d *safefs.Dir, scandir, name string) (*Slot, *Foreign) {
+func readEntry(d *safefs.Dir, name string, known *Known, now time.Time) (*Slot, *Foreign) {
 	profile := name[len(slotPrefix):]
 	if profile == "" {
 		return nil, &Foreign{Name: name, Reason: ReasonEmptyProfile}
 	}
-	slot := &Slot{Name: name, Profile: profile, Dir: scandir + "/" + name}
+	slot := &Slot{Name: name, Profile: profile, Dir: d.Path() + "/" + name}
 	// Opening with O_NOFOLLOW|O_DIRECTORY is the type check: it refuses symlinks and
 	// non-directories (without blocking on a FIFO), and the descriptor pins the directory.
 	sd, err := d.OpenDir(name)
@@ -180,21 +209,39 @@ func readEntry(d *safefs.Dir, scandir, name string) (*Slot, *Foreign) {
 		return slot, nil
 	}
 	defer sd.Close()
-	readSlotDir(sd, slot)
+	readSlotDir(sd, slot, known, now)
 	return slot, nil
 }
 
 // readSlotDir fills slot from its open directory.
-func readSlotDir(sd *safefs.Dir, slot *Slot) {
+func readSlotDir(sd *safefs.Dir, slot *Slot, known *Known, now time.Time) {
 	var errs []error
 	slot.Files = make(map[string][]byte, len(ManagedFiles))
 	slot.Modes = make(map[string]uint32, len(ManagedFiles))
+	slot.IDs = make(map[string]safefs.FileID, len(ManagedFiles))
+	var knownFiles map[string]safefs.FileID
+	var prevSup *s6.Supervision
+	if known != nil {
+		knownFiles, prevSup = known.Files, known.Supervision
+	}
 	for _, name := range ManagedFiles {
-		b, mode, err := readManaged(sd, name)
+		if want, ok := knownFiles[name]; ok {
+			if id, err := statManaged(sd, name); err == nil && id == want {
+				if slot.Same == nil {
+					slot.Same = make(map[string]bool, len(ManagedFiles))
+				}
+				slot.Same[name] = true
+				slot.IDs[name] = id
+				slot.Modes[name] = id.Mode & 0o7777
+				continue
+			}
+		}
+		b, id, err := readManaged(sd, name)
 		switch {
 		case err == nil:
 			slot.Files[name] = b
-			slot.Modes[name] = mode
+			slot.Modes[name] = id.Mode & 0o7777
+			slot.IDs[name] = id
 		case !unusable(err):
 			errs = append(errs, err)
 		}
@@ -206,7 +253,7 @@ func readSlotDir(sd *safefs.Dir, slot *Slot) {
 		errs = append(errs, err)
 	}
 
-	sv, err := s6.ReadSupervision(slot.Dir)
+	sv, err := s6.ReadSupervisionAt(sd, prevSup, now)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("read supervision of %s: %w", slot.Dir, err))
 	} else {
@@ -216,31 +263,60 @@ func readSlotDir(sd *safefs.Dir, slot *Slot) {
 }
 
 // readManaged reads the managed file name ("run", "log/run") below sd, opening each directory
-// component without following symlinks.
-func readManaged(sd *safefs.Dir, name string) ([]byte, uint32, error) {
+// component without following symlinks, and returns its bytes and FileID.
+func readManaged(sd *safefs.Dir, name string) ([]byte, safefs.FileID, error) {
+	dir, base, err := managedDir(sd, name)
+	if err != nil {
+		return nil, safefs.FileID{}, err
+	}
+	if dir != sd {
+		defer dir.Close()
+	}
+	b, st, err := dir.ReadFile(base, MaxManagedFileSize)
+	if err != nil {
+		return nil, safefs.FileID{}, err
+	}
+	return b, safefs.IDOf(&st), nil
+}
+
+// statManaged returns the FileID of the managed file name below sd if it is a regular file,
+// opening each directory component without following symlinks. It reads nothing.
+func statManaged(sd *safefs.Dir, name string) (safefs.FileID, error) {
+	dir, base, err := managedDir(sd, name)
+	if err != nil {
+		return safefs.FileID{}, err
+	}
+	if dir != sd {
+		defer dir.Close()
+	}
+	st, err := dir.Lstat(base)
+	if err != nil {
+		return safefs.FileID{}, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return safefs.FileID{}, safefs.ErrNotRegular
+	}
+	return safefs.IDOf(&st), nil
+}
+
+// managedDir opens the directories of name below sd (none for "run", "log" for "log/run") and
+// returns the last one (sd itself when there are none; else the caller closes it) and the base.
+func managedDir(sd *safefs.Dir, name string) (*safefs.Dir, string, error) {
 	dir := sd
 	for {
 		i := strings.IndexByte(name, '/')
 		if i < 0 {
-			break
+			return dir, name, nil
 		}
 		sub, err := dir.OpenDir(name[:i])
 		if dir != sd {
 			dir.Close()
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, "", err
 		}
 		dir, name = sub, name[i+1:]
 	}
-	if dir != sd {
-		defer dir.Close()
-	}
-	b, st, err := dir.ReadFile(name, MaxManagedFileSize)
-	if err != nil {
-		return nil, 0, err
-	}
-	return b, st.Mode & 0o7777, nil
 }
 
 // unusable reports whether err only means "this managed file is not there in a usable form",

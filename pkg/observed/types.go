@@ -1,6 +1,9 @@
 package observed
 
-import "github.com/hermes/profile-controller/pkg/s6"
+import (
+	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/pkg/s6"
+)
 
 // ManagedFiles are the slot files the controller renders and compares, in a fixed order.
 var ManagedFiles = []string{"type", "run", "finish", "log/run"}
@@ -19,8 +22,13 @@ type Slot struct {
 	// Files holds the bytes of each managed file that exists as a regular file, keyed by
 	// the names in ManagedFiles. A missing key means the file is absent (or not regular).
 	Files map[string][]byte
-	// Modes holds the permission bits of each file in Files.
+	// Modes holds the permission bits of each file in Files or Same.
 	Modes map[string]uint32
+	// IDs holds the FileID of each file in Files or Same.
+	IDs map[string]safefs.FileID
+	// Same lists the managed files that ReadSlotAt did not read because they still have the
+	// FileID the caller already checked (Known.Files).
+	Same map[string]bool
 	// Down is true when the slot has a ./down marker.
 	Down bool
 	// Supervision is the supervisor's view of the slot.

@@ -20,6 +20,10 @@ const (
 	CleanStaging Kind = "clean-staging"
 	CleanStale   Kind = "clean-stale"
 	Rescan       Kind = "rescan"
+	// Terminate is s6-svc -d on the slot of a profile that is gone (no wait); Kill is s6-svc -k
+	// on one whose gateway outlived the unregister timeout. Unregister then removes the slot.
+	Terminate Kind = "terminate"
+	Kill      Kind = "kill"
 )
 
 // Action is one step that brings observed state toward desired state. It is plain data.

@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
-// Services starts and stops supervised services. *s6.Client implements it.
+// Services starts, stops and kills supervised services. *s6.Client implements it.
 type Services interface {
 	Up(ctx context.Context, dir string) error
 	Down(ctx context.Context, dir string) error
-	DownWait(ctx context.Context, dir string, wait time.Duration) error
+	Kill(ctx context.Context, dir string) error
 }
 
 // Scanner tells s6-svscan to rescan its scandir. *s6.Client implements it.
@@ -36,26 +37,36 @@ type Executor struct {
 	Owner *s6.Owner
 	// CleanStale unlinks stale runtime files (nil: clean-stale is a no-op).
 	CleanStale StaleCleaner
-	// UnregisterTimeout bounds the wait for a slot to go down before it is removed.
-	UnregisterTimeout time.Duration
-	// PickupTimeout bounds the wait for s6-svscan to supervise a new slot (default 2 s).
+	// PickupTimeout is how long s6-svscan may go without picking up one more slot of a batch
+	// before the rest of the batch fails (default 2 s); see pickup.
 	PickupTimeout time.Duration
 	// ServicesMax is s6-svscan's service limit, loggers included (0: unchecked). A create that
 	// would pass it is refused: on s6 ≥ 2.12 one service too many stops every new one.
 	ServicesMax int
+
+	// services counts the scandir's services (loggers included) while counted is true: counted
+	// once, then kept as slots are created; a removal or Recount makes the next create count again.
+	countMu  sync.Mutex
+	services int
+	counted  bool
 }
 
 // ErrServiceLimit is returned for a create that would pass s6-svscan's service limit.
 var ErrServiceLimit = errors.New("s6-svscan service limit reached")
 
-// checkServiceLimit refuses a create that would take the scandir past ServicesMax.
-func (e *Executor) checkServiceLimit(a Action) error {
+// Recount forgets the kept service count: the next create counts the scandir again. The loop
+// calls it once per resync, so services added by others are noticed.
+func (e *Executor) Recount() {
+	e.countMu.Lock()
+	e.counted = false
+	e.countMu.Unlock()
+}
+
+// reserveServices reserves room for a create's services under ServicesMax; release gives it
+// back when the create fails.
+func (e *Executor) reserveServices(a Action) (release func(), err error) {
 	if e.ServicesMax <= 0 {
-		return nil
-	}
-	n, err := s6.CountServices(e.Scandir)
-	if err != nil {
-		return err
+		return func() {}, nil
 	}
 	need := 1
 	for _, f := range a.Files {
@@ -64,11 +75,25 @@ func (e *Executor) checkServiceLimit(a Action) error {
 			break
 		}
 	}
-	if n+need > e.ServicesMax {
-		return fmt.Errorf("%w: %s holds %d services (loggers count) and %s needs %d more, limit %d; raise servicesMax together with s6-svscan's -C/-c, or remove services",
+	e.countMu.Lock()
+	defer e.countMu.Unlock()
+	if !e.counted {
+		n, err := s6.CountServices(e.Scandir)
+		if err != nil {
+			return nil, err
+		}
+		e.services, e.counted = n, true
+	}
+	if n := e.services; n+need > e.ServicesMax {
+		return nil, fmt.Errorf("%w: %s holds %d services (loggers count) and %s needs %d more, limit %d; raise servicesMax together with s6-svscan's -C/-c, or remove services",
 			ErrServiceLimit, e.Scandir, n, a.Slot, need, e.ServicesMax)
 	}
-	return nil
+	e.services += need
+	return func() {
+		e.countMu.Lock()
+		e.counted = false
+		e.countMu.Unlock()
+	}, nil
 }
 
 // Result is the outcome of applying one batch of actions.
@@ -101,7 +126,7 @@ func phase(k Kind) int {
 		return 1
 	case Create, Rescan:
 		return 2
-	case Start, Stop:
+	case Start, Stop, Terminate, Kill:
 		return 3
 	default: // Unregister
 		return 4
@@ -167,8 +192,9 @@ func (e *Executor) Apply(ctx context.Context, actions []Action) Result {
 	return res
 }
 
-// pickup runs one s6-svscanctl -a and waits for each new slot's supervisor. A failed scan
-// leaves the slots published and consistent; the next pass sees them unsupervised and rescans.
+// pickup runs one s6-svscanctl -a and waits for the supervisors of the whole batch at once. A
+// failed scan leaves the slots published and consistent; the next pass sees them unsupervised
+// and rescans.
 func (e *Executor) pickup(ctx context.Context, picked []Action, res *Result, fail func(string, error)) {
 	if err := e.Scanner.Rescan(ctx, e.Scandir); err != nil {
 		for _, a := range picked {
@@ -176,13 +202,14 @@ func (e *Executor) pickup(ctx context.Context, picked []Action, res *Result, fai
 		}
 		return
 	}
-	timeout := e.PickupTimeout
-	if timeout == 0 {
-		timeout = 2 * time.Second
+	dirs := make([]string, len(picked))
+	for i, a := range picked {
+		dirs[i] = filepath.Join(e.Scandir, a.Slot)
 	}
-	for _, a := range picked {
-		if err := s6.WaitSupervised(ctx, filepath.Join(e.Scandir, a.Slot), timeout); err != nil {
-			fail(a.Profile, fmt.Errorf("%s: %w", a, err))
+	errs := s6.WaitAllSupervised(ctx, dirs, e.PickupTimeout)
+	for i, a := range picked {
+		if errs[i] != nil {
+			fail(a.Profile, fmt.Errorf("%s: %w", a, errs[i]))
 			continue
 		}
 		if a.Kind == Create && !a.Down {
@@ -212,10 +239,15 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 	case Mark:
 		return s6.SetDown(dir, a.Down)
 	case Create:
-		if err := e.checkServiceLimit(a); err != nil {
+		release, err := e.reserveServices(a)
+		if err != nil {
 			return err
 		}
-		return s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner)
+		if err := s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner); err != nil {
+			release()
+			return err
+		}
+		return nil
 	case Rescan:
 		return nil // batched in pickup
 	case Start:
@@ -228,17 +260,16 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			return err
 		}
 		return e.Services.Down(ctx, dir)
+	case Terminate:
+		if err := s6.SetDown(dir, true); err != nil {
+			return err
+		}
+		return e.Services.Down(ctx, dir)
+	case Kill:
+		return e.Services.Kill(ctx, dir)
 	case Unregister:
-		wait := e.UnregisterTimeout
-		if wait == 0 {
-			wait = 10 * time.Second
-		}
-		// Without a supervisor there is no process to stop (and s6-svc would fail).
-		if sup, err := s6.ReadSupervision(dir); err != nil || sup.Supervised {
-			if err := e.Services.DownWait(ctx, dir, wait); err != nil {
-				return err
-			}
-		}
+		// Only planned once the gateway is down (or was killed): removal never waits.
+		e.Recount()
 		return s6.RemoveSlot(e.Scandir, a.Slot)
 	}
 	return fmt.Errorf("unknown action kind %q", a.Kind)

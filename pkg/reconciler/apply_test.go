@@ -31,7 +31,7 @@ var _ = Describe("Executor", func() {
 		fake = &fakeS6{real: &s6.Client{BinDir: s6BinDir}}
 		ex = &reconciler.Executor{
 			Scandir: sv.scandir, Services: fake, Scanner: fake,
-			PickupTimeout: 5 * time.Second, UnregisterTimeout: 5 * time.Second,
+			PickupTimeout: 5 * time.Second,
 		}
 		var err error
 		rend, err = reconciler.NewRenderer(sleepTemplates, nil, filepath.Join(root, "home"), "")
@@ -208,24 +208,49 @@ var _ = Describe("Executor", func() {
 		Expect(s6.ReadSupervision(dir("coder"))).To(HaveField("Status.PID", before.Status.PID))
 	})
 
-	It("unregister waits for down, removes the slot, then prunes once for all", func() {
+	It("terminate says down without waiting; unregister removes the slots, then prunes once for all", func() {
 		setUp([]string{"alpha"}, []string{"beta"})
 		setUp([]string{"keep"}, nil)
 
-		res := ex.Apply(ctx, []reconciler.Action{act(reconciler.Unregister, "alpha"), act(reconciler.Unregister, "beta")})
+		res := ex.Apply(ctx, []reconciler.Action{act(reconciler.Terminate, "alpha"), act(reconciler.Terminate, "beta")})
+		Expect(res.Errors).To(BeEmpty())
+		Expect(fake.Calls()).To(Equal([]call{
+			{Op: "down", Slot: "gateway-alpha", Exists: true, Down: true},
+			{Op: "down", Slot: "gateway-beta", Exists: true, Down: true},
+		}), "terminate marks the slot down, then s6-svc -d, and returns at once")
+		for _, n := range []string{"alpha", "beta"} {
+			Eventually(func() (bool, error) {
+				v, err := s6.ReadSupervision(dir(n))
+				return v.Up(), err
+			}).Should(BeFalse())
+		}
+		fake.reset()
+
+		res = ex.Apply(ctx, []reconciler.Action{act(reconciler.Unregister, "alpha"), act(reconciler.Unregister, "beta")})
 
 		Expect(res.Errors).To(BeEmpty())
 		Expect(fake.Calls()).To(Equal([]call{
-			{Op: "down-wait", Slot: "gateway-alpha", Exists: true},
-			{Op: "down-wait", Slot: "gateway-beta", Exists: true, Down: true},
 			{Op: "rescan-prune", Slots: []string{"gateway-keep"}},
-		}), "each slot is down-waited, then removed, before the one prune")
+		}), "each slot is removed before the one prune")
 		Expect(exists(dir("alpha"))).To(BeFalse())
 		Expect(exists(dir("beta"))).To(BeFalse())
 		// Their supervisors, loggers and services go away; the other slot is untouched.
 		Eventually(func() []string { return procsUnder(dir("alpha")) }).Should(BeEmpty())
 		Eventually(func() []string { return procsUnder(dir("beta")) }).Should(BeEmpty())
 		Expect(s6.ReadSupervision(dir("keep"))).To(HaveField("Status.PID", Not(BeZero())))
+	})
+
+	It("kill sends SIGKILL through s6-svc -k", func() {
+		setUp([]string{"alpha"}, nil)
+
+		res := ex.Apply(ctx, []reconciler.Action{act(reconciler.Terminate, "alpha"), act(reconciler.Kill, "alpha")})
+
+		Expect(res.Errors).To(BeEmpty())
+		Expect(fake.Ops()).To(Equal([]string{"down gateway-alpha", "kill gateway-alpha"}))
+		Eventually(func() (bool, error) {
+			v, err := s6.ReadSupervision(dir("alpha"))
+			return v.Up(), err
+		}).Should(BeFalse())
 	})
 
 	It("unregister of a slot no supervisor holds removes it without s6-svc", func() {
@@ -238,17 +263,16 @@ var _ = Describe("Executor", func() {
 		Expect(exists(dir("old"))).To(BeFalse())
 	})
 
-	It("an unregister whose wait fails keeps the slot and prunes for the others", func() {
+	It("a terminate that fails keeps the slot up and does not stop the others", func() {
 		setUp([]string{"alpha", "beta"}, nil)
-		fake.failOn("down-wait gateway-alpha", errInjected)
+		fake.failOn("down gateway-alpha", errInjected)
 
-		res := ex.Apply(ctx, []reconciler.Action{act(reconciler.Unregister, "alpha"), act(reconciler.Unregister, "beta")})
+		res := ex.Apply(ctx, []reconciler.Action{act(reconciler.Terminate, "alpha"), act(reconciler.Terminate, "beta")})
 
 		Expect(res.Errors).To(HaveLen(1))
-		Expect(res.Errors["alpha"]).To(MatchError(ContainSubstring("unregister gateway-alpha: injected failure")))
+		Expect(res.Errors["alpha"]).To(MatchError(ContainSubstring("terminate gateway-alpha: injected failure")))
 		Expect(exists(dir("alpha"))).To(BeTrue())
-		Expect(exists(dir("beta"))).To(BeFalse())
-		Expect(fake.Ops()).To(Equal([]string{"down-wait gateway-alpha", "down-wait gateway-beta", "rescan-prune"}))
+		Expect(fake.Ops()).To(Equal([]string{"down gateway-alpha", "down gateway-beta"}))
 	})
 
 	It("an error in one profile's action skips only that profile's later actions", func() {

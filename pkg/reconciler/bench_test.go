@@ -2,10 +2,12 @@ package reconciler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -13,58 +15,139 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 
+	"github.com/hermes/profile-controller/internal/benchvol"
 	"github.com/hermes/profile-controller/pkg/desired"
-	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/reconciler"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
-// convergedInput builds a full-pass input of n profiles whose slots already match.
-func convergedInput(b *testing.B, n int) reconciler.FullInput {
-	r, err := reconciler.NewRenderer(reconciler.Templates{}, map[string]string{"A": "1"}, "/opt/data", "hermes")
+// failingS6 is an s6 that must never be called: a converged system forks nothing.
+type failingS6 struct{ calls atomic.Int64 }
+
+func (f *failingS6) call() error                               { f.calls.Add(1); return errors.New("no s6 call expected") }
+func (f *failingS6) Up(context.Context, string) error          { return f.call() }
+func (f *failingS6) Down(context.Context, string) error        { return f.call() }
+func (f *failingS6) Kill(context.Context, string) error        { return f.call() }
+func (f *failingS6) Rescan(context.Context, string) error      { return f.call() }
+func (f *failingS6) RescanPrune(context.Context, string) error { return f.call() }
+
+// convergedVolume lays out n named profiles (and the root) with converged, supervised-looking
+// slots (benchvol), and returns a controller for it, the profile names and the s6 stand-in.
+func convergedVolume(b *testing.B, n int) (func() *reconciler.Controller, []string, *failingS6) {
+	b.Helper()
+	root := b.TempDir()
+	home, scandir := filepath.Join(root, "home"), filepath.Join(root, "service")
+	names, err := benchvol.MakeHome(home, n, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := reconciler.FullInput{
-		Now:      time.Unix(1_800_000_000, 0),
-		Desired:  desired.State{Listed: true, Present: map[string]bool{}},
-		Observed: observed.State{Slots: map[string]*observed.Slot{}},
-		Files:    map[string][]s6.File{},
-		Memory:   map[string]reconciler.Memory{},
+	r, err := reconciler.NewRenderer(reconciler.Templates{}, nil, home, "")
+	if err != nil {
+		b.Fatal(err)
 	}
-	for i := range n {
-		name := fmt.Sprintf("profile-%04d", i)
-		p := desired.Profile{Name: name, Dir: "/opt/data/profiles/" + name, Intent: desired.Up, BootIntent: desired.Up,
-			StateModTime: in.Now.Add(-time.Hour), Port: desired.Port(name)}
-		files, err := r.Render(p)
+	loader := desired.Loader{Home: home}
+	render := func(name string) ([]s6.File, error) {
+		p, _, err := loader.LoadProfile(name)
 		if err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
-		slot := &observed.Slot{Name: p.Slot(), Profile: name, Files: map[string][]byte{}, Modes: map[string]uint32{},
-			Supervision: s6.Supervision{Supervised: true, HasStatus: true, Changed: in.Now.Add(-2 * time.Hour),
-				Status: s6.Status{PID: 100 + i, WantUp: true, Stamp: in.Now.Add(-2 * time.Hour)}}}
-		for _, f := range files {
-			slot.Files[f.Name], slot.Modes[f.Name] = f.Data, uint32(f.Mode.Perm())
-		}
-		in.Desired.Profiles = append(in.Desired.Profiles, p)
-		in.Desired.Present[name] = true
-		in.Observed.Slots[name] = slot
-		in.Files[name] = files
+		return r.Render(p)
 	}
-	return in
+	if err := os.Mkdir(scandir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := benchvol.Converge(scandir, names, render); err != nil {
+		b.Fatal(err)
+	}
+	release, err := benchvol.HoldLocks(scandir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(release)
+	fake := &failingS6{}
+	newCtl := func() *reconciler.Controller {
+		return reconciler.New(reconciler.Options{
+			HermesHome: home, Scandir: scandir, RuntimeDir: filepath.Join(root, "run"),
+			Services: fake, Scanner: fake, Renderer: r, Log: logr.Discard(),
+		})
+	}
+	return newCtl, names, fake
 }
 
-// BenchmarkPlan measures the pure planner on a converged system (the common case: no actions).
-func BenchmarkPlan(b *testing.B) {
-	for _, n := range []int{10, 100, 1000} {
+// BenchmarkPassNoop is `reconcile --once` with nothing to do, minus process start: a fresh
+// controller (no caches) runs one full pass over n converged profiles. Reported per profile.
+func BenchmarkPassNoop(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
-			in := convergedInput(b, n)
-			rules := reconciler.Rules{SettlePeriod: 15 * time.Second, MinUptime: 10 * time.Second}
+			newCtl, names, fake := convergedVolume(b, n)
+			if rep := newCtl().Pass(context.Background(), false, false); rep.Err != nil || len(rep.Actions) != 0 {
+				b.Fatalf("not converged: %v %v", rep.Actions, rep.Err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				rep := newCtl().Pass(context.Background(), false, false)
+				if rep.Err != nil || len(rep.Actions) != 0 {
+					b.Fatalf("not a no-op: %v %v", rep.Actions, rep.Err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(names)), "ns/profile")
+			if fake.calls.Load() != 0 {
+				b.Fatalf("%d s6 calls", fake.calls.Load())
+			}
+		})
+	}
+}
+
+// BenchmarkReconcileKey is what one event costs the running loop (one key, warm caches), and
+// BenchmarkResync what a resync costs per key (every key once), at n profiles: neither may
+// grow with n.
+func BenchmarkReconcileKey(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
+			newCtl, _, fake := convergedVolume(b, n)
+			ctl := newCtl()
+			ctx := context.Background()
+			key := benchvol.ProfileName(n / 2)
+			if _, err := ctl.ReconcileKey(ctx, key); err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if acts, _ := reconciler.Plan(in, rules); len(acts) != 0 {
-					b.Fatalf("converged input planned %v", acts)
+				if _, err := ctl.ReconcileKey(ctx, key); err != nil {
+					b.Fatal(err)
 				}
+			}
+			if fake.calls.Load() != 0 {
+				b.Fatalf("%d s6 calls", fake.calls.Load())
+			}
+		})
+	}
+}
+
+func BenchmarkResync(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
+			newCtl, names, fake := convergedVolume(b, n)
+			ctl := newCtl()
+			ctx := context.Background()
+			for _, k := range names {
+				if _, err := ctl.ReconcileKey(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				for _, k := range names {
+					if _, err := ctl.ReconcileKey(ctx, k); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(names)), "ns/profile")
+			if fake.calls.Load() != 0 {
+				b.Fatalf("%d s6 calls", fake.calls.Load())
 			}
 		})
 	}

@@ -5,17 +5,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/hermes/profile-controller/internal/safefs"
 	"github.com/hermes/profile-controller/pkg/desired"
-	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
@@ -37,7 +33,8 @@ type Options struct {
 	Rules Rules
 	// ResyncPeriod is the periodic full resync (default 10 s).
 	ResyncPeriod time.Duration
-	// UnregisterTimeout bounds the wait for down before a slot is removed (default 10 s).
+	// UnregisterTimeout is how long the gateway of a deleted profile may take to go down before
+	// it is killed (default 10 s); it sets Rules.UnregisterTimeout.
 	UnregisterTimeout time.Duration
 	// CleanStale and BootLog write the two things the controller writes under HERMES_HOME.
 	CleanStale StaleCleaner
@@ -49,8 +46,11 @@ type Options struct {
 	ServicesMax int
 	// Metrics, when set, receives the controller's Prometheus metrics.
 	Metrics prometheus.Registerer
-	// Workers is the number of keys reconciled in parallel (default 2); a key never runs twice at once.
+	// Workers is the number of keys reconciled in parallel (default 4); a key never runs twice at once.
 	Workers int
+	// OnReady, when set, is called once by Run when the boot pass (if any) is done and the loop
+	// is watching: the moment to tell a supervisor the controller is ready (s6 notification-fd).
+	OnReady func()
 }
 
 func (o *Options) defaults() {
@@ -60,6 +60,7 @@ func (o *Options) defaults() {
 	if o.UnregisterTimeout <= 0 {
 		o.UnregisterTimeout = 10 * time.Second
 	}
+	o.Rules.UnregisterTimeout = o.UnregisterTimeout
 	if o.Rules.SettlePeriod <= 0 {
 		o.Rules.SettlePeriod = 15 * time.Second
 	}
@@ -70,7 +71,7 @@ func (o *Options) defaults() {
 		o.Now = time.Now
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = 4
 	}
 }
 
@@ -80,13 +81,14 @@ type Controller struct {
 	loader desired.Loader
 	exec   *Executor
 
-	memOnce  sync.Once
-	saveMu   sync.Mutex // serialises writes of the memory file
 	mu       sync.Mutex
-	mem      map[string]Memory
-	pending  map[string]string
-	reported map[string]string // last problem logged per key, to log changes only
+	keys     map[string]*keyState // every key with a profile or a slot; never junk names
+	reported map[string]string    // last problem logged per "what/key", to log changes only
+	store    *store
 	metrics  *metrics
+
+	lockMu   sync.Mutex
+	lockFile *os.File // the runtime dir's lock, held from Lock until its release
 }
 
 // New returns a Controller. It does not touch the file system.
@@ -97,12 +99,11 @@ func New(opts Options) *Controller {
 		loader: desired.Loader{Home: opts.HermesHome},
 		exec: &Executor{
 			Scandir: opts.Scandir, Services: opts.Services, Scanner: opts.Scanner, Owner: opts.Owner,
-			CleanStale: opts.CleanStale, UnregisterTimeout: opts.UnregisterTimeout,
-			ServicesMax: opts.ServicesMax,
+			CleanStale: opts.CleanStale, ServicesMax: opts.ServicesMax,
 		},
-		mem:      map[string]Memory{},
-		pending:  map[string]string{},
+		keys:     map[string]*keyState{},
 		reported: map[string]string{},
+		store:    newStore(opts.RuntimeDir),
 	}
 	c.metrics = c.registerMetrics(opts.Metrics)
 	return c
@@ -114,164 +115,150 @@ func (c *Controller) BootPending() bool {
 	return errors.Is(err, os.ErrNotExist)
 }
 
-// commit stores the planner's memory, records controller starts, and persists the memory
-// file in the runtime dir when something durable changed (a failure there is logged only).
-func (c *Controller) commit(decisions map[string]Decision, res Result, now time.Time) {
+// state returns a copy of what the controller keeps about key (zero when nothing). The copy
+// is O(1): the maps inside are never modified, only replaced.
+func (c *Controller) state(key string) keyState {
 	c.mu.Lock()
-	before := make(map[string]Memory, len(c.mem))
-	for k, v := range c.mem {
-		before[k] = v
+	defer c.mu.Unlock()
+	if ks := c.keys[key]; ks != nil {
+		return *ks
 	}
-	for name, d := range decisions {
-		c.mem[name] = d.Memory
-		if d.Pending != "" {
-			c.pending[name] = d.Pending
-		} else {
-			delete(c.pending, name)
+	return keyState{}
+}
+
+// commit stores what one look learnt and the memory the applied actions leave behind, and
+// marks the key's durable memory for the store when it changed. A key that is gone is forgotten.
+// It touches only this key: its cost does not grow with the number of profiles.
+func (c *Controller) commit(lk look, d Decision, res Result, now time.Time) {
+	name := lk.Name
+	if lk.gone {
+		c.mu.Lock()
+		_, had := c.keys[name]
+		delete(c.keys, name)
+		c.mu.Unlock()
+		if had {
+			c.store.forget(name)
 		}
+		return
 	}
-	for name, d := range decisions {
-		if res.Errors[name] != nil {
-			continue
-		}
-		for _, a := range d.Actions {
-			c.mem[name] = c.mem[name].applied(a)
-		}
-	}
-	for _, name := range res.Started {
-		c.mem[name] = c.mem[name].started(now)
+	c.mu.Lock()
+	old := c.keys[name]
+	ks := &keyState{}
+	if old != nil {
+		*ks = *old
 	}
 	c.mu.Unlock()
-	if err := c.persistIfChanged(before); err != nil && !errors.Is(err, errNoChange) {
-		c.opts.Log.Error(err, "Could not persist controller memory")
+	before := *ks
+	c.remember(ks, lk, d)
+	if res.Errors[name] == nil {
+		for _, a := range d.Actions {
+			ks.Memory = ks.Memory.applied(a)
+		}
 	}
+	for _, p := range res.Started {
+		if p == name {
+			ks.Memory = ks.Memory.started(now)
+		}
+	}
+	c.mu.Lock()
+	c.keys[name] = ks
+	c.mu.Unlock()
+	if old == nil || !sameDurable(before, *ks) {
+		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen})
+	}
+}
+
+// look reads and plans one key: the one planning path shared by the full pass, the per-key
+// reconcile and status.
+func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look, Decision) {
+	ks := c.state(name)
+	lk := c.snapshot(r, name, &ks, boot, now)
+	return lk, PlanProfile(lk.Input, c.opts.Rules)
 }
 
 // ReconcileKey reconciles one profile key from its full desired and observed state. It
 // returns how long to wait before looking again (0: only on the next event or resync).
 func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Duration, error) {
+	c.loadMemory()
 	now := c.opts.Now()
 	log := c.opts.Log.WithValues("profile", name)
-	p, present, perr := c.loader.LoadProfile(name)
-	var prof *desired.Profile
-	var files []s6.File
-	if perr == nil && present {
-		f, err := c.opts.Renderer.Render(p)
-		if err != nil {
-			perr = err
-		} else {
-			prof, files = &p, f
-		}
-	}
-	if errors.Is(perr, desired.ErrNotProfile) {
-		perr = nil // a directory without SOUL.md is simply not a profile
-	}
-	c.report(log, name, "profile", perr)
-	var actions []Action
-	if staging, err := observed.StagingExists(c.opts.Scandir, name); err == nil && staging {
-		actions = append(actions, Action{Kind: CleanStaging, Profile: name, Slot: s6.StagingName(desired.SlotPrefix + name)})
-	}
-	slot, serr := observed.ReadSlot(c.opts.Scandir, name)
-	c.report(log, name, "slot", serr)
-	if serr != nil {
-		// A foreign entry (symlink, file) under a slot name: reported, never touched.
-		return 0, c.exec.Apply(ctx, actions).Err()
-	}
-	var slotErr error
-	if slot != nil {
-		slotErr = slot.Err
-	}
-	c.report(log, name, "slot state", slotErr)
-	c.mu.Lock()
-	mem := c.mem[name]
-	c.mu.Unlock()
-	d := PlanProfile(Input{
-		Name: name, Now: now, Profile: prof, Files: files,
-		Keep:   present, // LoadProfile reports present when profiles/ cannot be read
-		Slot:   slot,
-		Memory: mem,
-	}, c.opts.Rules)
-	actions = append(actions, d.Actions...)
+	r := c.openRoots()
+	defer r.close()
+	lk, d := c.look(r, name, false, now)
+	c.reportLook(log, lk)
 	var res Result
-	if len(actions) > 0 {
-		res = c.exec.Apply(ctx, actions)
-		c.metrics.applied(actions, res)
-		for _, a := range actions {
-			if err := res.Errors[name]; err == nil {
+	if len(d.Actions) > 0 {
+		res = c.exec.Apply(ctx, d.Actions)
+		c.metrics.applied(d.Actions, res)
+		if res.Errors[name] == nil {
+			for _, a := range d.Actions {
 				log.Info("Applied action", "action", a.String())
 			}
 		}
 	}
-	c.commit(map[string]Decision{name: d}, res, now)
-	if d.Pending != "" {
+	prevPending := c.state(name).pending
+	c.commit(lk, d, res, now)
+	if d.Pending != "" && d.Pending != prevPending {
 		log.V(1).Info("Correction pending", "pending", d.Pending)
 	}
 	return d.RequeueAfter, res.Err()
 }
 
+// reportLook logs a look's problems once each, when they appear or change, and when they clear.
+func (c *Controller) reportLook(log logr.Logger, lk look) {
+	var perr error
+	if lk.problem != nil {
+		perr = lk.problem.Err
+	}
+	c.report(log, lk.Name, "profile", perr)
+	c.report(log, lk.Name, "slot", lk.Foreign)
+	var slotErr error
+	if lk.Slot != nil {
+		slotErr = lk.Slot.Err
+	}
+	c.report(log, lk.Name, "slot state", slotErr)
+	var warn error
+	if lk.warning != "" {
+		warn = errors.New(lk.warning)
+	}
+	c.reportWarning(log, lk.Name, warn)
+}
+
 // report logs a per-key problem once, when it appears or changes, and its clearing.
 func (c *Controller) report(log logr.Logger, name, what string, err error) {
-	key := what + "/" + name
-	msg := ""
+	if msg, prev, changed := c.noteReported(what+"/"+name, err); changed {
+		if msg != "" {
+			log.Error(err, "Skipped "+what)
+		} else {
+			log.Info("Problem cleared", "was", prev)
+		}
+	}
+}
+
+// reportWarning logs a state-file warning (the profile is still served) once when it appears
+// or changes, and once when it clears.
+func (c *Controller) reportWarning(log logr.Logger, name string, err error) {
+	if msg, prev, changed := c.noteReported("warning/"+name, err); changed {
+		if msg != "" {
+			log.Info("State file warning", "warning", msg)
+		} else {
+			log.Info("State file warning cleared", "was", prev)
+		}
+	}
+}
+
+// noteReported records err as key's current problem and says whether that changed.
+func (c *Controller) noteReported(key string, err error) (msg, prev string, changed bool) {
 	if err != nil {
 		msg = err.Error()
 	}
 	c.mu.Lock()
-	prev := c.reported[key]
+	defer c.mu.Unlock()
+	prev = c.reported[key]
 	if msg == "" {
 		delete(c.reported, key)
 	} else {
 		c.reported[key] = msg
 	}
-	c.mu.Unlock()
-	switch {
-	case msg != "" && msg != prev:
-		log.Error(err, "Skipped "+what)
-	case msg == "" && prev != "":
-		log.Info("Problem cleared", "was", prev)
-	}
-}
-
-// Keys lists every key worth a look: "default", entries of profiles/, and slots and staging
-// leftovers in the scandir. Sorted, deduplicated.
-func (c *Controller) Keys() []string {
-	set := map[string]bool{desired.DefaultProfile: true}
-	if home, err := safefs.OpenDir(c.opts.HermesHome); err == nil {
-		if pd, err := home.OpenDir("profiles"); err == nil {
-			names, _ := pd.ReadDirNames()
-			for _, n := range names {
-				if !strings.HasPrefix(n, ".") {
-					set[n] = true
-				}
-			}
-			pd.Close()
-		}
-		home.Close()
-	}
-	if sd, err := safefs.OpenDir(c.opts.Scandir); err == nil {
-		names, _ := sd.ReadDirNames()
-		for _, n := range names {
-			if k, ok := keyForScandirEntry(n); ok {
-				set[k] = true
-			}
-		}
-		sd.Close()
-	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// keyForScandirEntry maps "gateway-<n>" and ".gateway-<n>.tmp" to n.
-func keyForScandirEntry(name string) (string, bool) {
-	if s6.IsStagingName(name) {
-		return strings.TrimSuffix(strings.TrimPrefix(name, "."+desired.SlotPrefix), ".tmp"), true
-	}
-	if k, ok := strings.CutPrefix(name, desired.SlotPrefix); ok && k != "" {
-		return k, true
-	}
-	return "", false
+	return msg, prev, msg != prev
 }

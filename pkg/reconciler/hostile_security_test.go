@@ -15,9 +15,7 @@ import (
 
 	"github.com/hermes/profile-controller/internal/volume"
 	"github.com/hermes/profile-controller/pkg/desired"
-	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/reconciler"
-	"github.com/hermes/profile-controller/pkg/s6"
 )
 
 // secRecorder stands in for s6: it records every call and never touches the file system.
@@ -34,10 +32,7 @@ func (r *secRecorder) rec(op, dir string) {
 }
 func (r *secRecorder) Up(_ context.Context, dir string) error   { r.rec("up", dir); return nil }
 func (r *secRecorder) Down(_ context.Context, dir string) error { r.rec("down", dir); return nil }
-func (r *secRecorder) DownWait(_ context.Context, dir string, _ time.Duration) error {
-	r.rec("downwait", dir)
-	return nil
-}
+func (r *secRecorder) Kill(_ context.Context, dir string) error { r.rec("kill", dir); return nil }
 func (r *secRecorder) Rescan(_ context.Context, dir string) error {
 	r.rec("rescan", dir)
 	return errors.New("no s6-svscan in this test")
@@ -101,21 +96,16 @@ func TestPlanSecurityHostileNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := desired.Loader{Home: home}.Load()
-	o, err := observed.Read(scandir)
+	rec := &secRecorder{}
+	ctl := reconciler.New(reconciler.Options{
+		HermesHome: home, Scandir: scandir, RuntimeDir: filepath.Join(t.TempDir(), "run"),
+		Services: rec, Scanner: rec, Renderer: r, Log: logr.Discard(), Now: func() time.Time { return time.Unix(1e9, 0) },
+		Rules: reconciler.Rules{SettlePeriod: time.Second, MinUptime: time.Second},
+	})
+	actions, err := ctl.Plan(true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]s6.File{}
-	for _, p := range d.Profiles {
-		f, err := r.Render(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[p.Name] = f
-	}
-	actions, _ := reconciler.Plan(reconciler.FullInput{Boot: true, Now: time.Unix(1e9, 0), Desired: d, Observed: o, Files: files},
-		reconciler.Rules{SettlePeriod: time.Second, MinUptime: time.Second})
 	valid := map[string]bool{"default": true, "good": true}
 	for _, a := range actions {
 		if !valid[a.Profile] || (a.Slot != "" && a.Slot != "gateway-default" && a.Slot != "gateway-good") {
@@ -130,7 +120,6 @@ func TestPlanSecurityHostileNames(t *testing.T) {
 		}
 	}
 
-	rec := &secRecorder{}
 	ex := &reconciler.Executor{
 		Scandir: scandir, Services: rec, Scanner: rec, PickupTimeout: time.Millisecond,
 		CleanStale: func(p string) ([]string, error) { return volume.CleanStaleProfile(home, p) },

@@ -25,8 +25,15 @@ const ShutdownGrace = 1500 * time.Millisecond
 var ErrLocked = errors.New("another profile-controller is running")
 
 // Lock takes the runtime dir's lock file so that only one controller acts at a time. The
-// returned func releases it. It never blocks.
+// returned func releases it. It never blocks. Once held, further calls (Run's own) succeed at
+// once and return a no-op release, so a caller may take the lock before Run to learn of a
+// second controller before anything else (a metrics port) is set up.
 func (c *Controller) Lock() (func(), error) {
+	c.lockMu.Lock()
+	defer c.lockMu.Unlock()
+	if c.lockFile != nil {
+		return func() {}, nil
+	}
 	if err := os.MkdirAll(c.opts.RuntimeDir, 0o755); err != nil {
 		return nil, fmt.Errorf("runtime dir: %w", err)
 	}
@@ -43,12 +50,36 @@ func (c *Controller) Lock() (func(), error) {
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return func() { f.Close() }, nil
+	c.lockFile = f
+	return func() {
+		c.lockMu.Lock()
+		defer c.lockMu.Unlock()
+		if c.lockFile == f {
+			c.lockFile = nil
+			f.Close()
+		}
+	}, nil
 }
+
+// feedLowWater is how many resync keys may wait in the queue at once: the resync feeds its
+// keys a few at a time, so an event for another profile never waits behind a whole resync.
+const feedLowWater = 2
+
+// flushPeriod is how often marked memory files are written.
+const flushPeriod = 250 * time.Millisecond
+
+// maxCandidateWatches caps the watches on entries of profiles/ that are not profiles yet (no
+// SOUL.md): enough for profiles being created, never exhausted by junk on the volume. Past it,
+// such an entry becomes a profile at the next resync.
+const maxCandidateWatches = 1000
 
 // Run is the always-on loop: the boot pass when pending, then level-triggered reconciles of
 // keys fed by file-system events and a periodic resync, until ctx is done. On ctx done it
 // takes no new work, lets the action in flight finish for up to ShutdownGrace, and returns nil.
+//
+// Events go straight to the queue; the resync lists every key once per period and feeds them
+// a few at a time (feedLowWater), so events for other profiles never wait behind it. Entries of
+// profiles/ that are not profiles (no SOUL.md) are never queued, and never get memory.
 func (c *Controller) Run(ctx context.Context) error {
 	log := c.opts.Log
 	unlock, err := c.Lock()
@@ -72,15 +103,18 @@ func (c *Controller) Run(ctx context.Context) error {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "profiles"},
 	)
-	enqueueAll := func() {
-		for _, k := range c.Keys() {
-			queue.Add(k)
+	kick := make(chan struct{}, 1)
+	resync := make(chan struct{}, 1)
+	requestResync := func() {
+		select {
+		case resync <- struct{}{}:
+		default:
 		}
 	}
 
-	w := newWatcher(c, log, queue.Add, enqueueAll)
+	w := newWatcher(c, log, queue.Add, c.profileHint(queue.Add), requestResync)
 	defer w.close()
-	enqueueAll()
+	requestResync()
 
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -93,13 +127,23 @@ func (c *Controller) Run(ctx context.Context) error {
 					return
 				}
 				c.work(ctx, workCtx, queue, w, key)
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
 	go w.run(ctx)
+	go c.feed(ctx, queue, kick, resync)
+	if c.opts.OnReady != nil {
+		c.opts.OnReady()
+	}
 
 	ticker := time.NewTicker(c.opts.ResyncPeriod)
 	defer ticker.Stop()
+	flush := time.NewTicker(flushPeriod)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -108,10 +152,40 @@ func (c *Controller) Run(ctx context.Context) error {
 			stop := time.AfterFunc(ShutdownGrace, cancelWork)
 			wg.Wait()
 			stop.Stop()
+			c.flushMemory()
 			return nil
 		case <-ticker.C:
-			enqueueAll()
+			c.exec.Recount()
+			requestResync()
+		case <-flush.C:
+			c.flushMemory()
 		}
+	}
+}
+
+// feed runs each requested resync: one listing of profiles/ and the scandir, then every key
+// into the queue while the queue holds fewer than feedLowWater keys.
+func (c *Controller) feed(ctx context.Context, queue workqueue.TypedRateLimitingInterface[string], kick, resync <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-resync:
+		}
+		r := c.openRoots()
+		l := c.list(r, func(name string) bool { return !c.known(name) && (r.vol == nil || !r.vol.HasSoul(name)) })
+		r.close()
+		for _, k := range l.keys {
+			for queue.Len() >= feedLowWater {
+				select {
+				case <-ctx.Done():
+					return
+				case <-kick:
+				}
+			}
+			queue.Add(k)
+		}
+		c.metrics.resynced(c.opts.Now())
 	}
 }
 
@@ -124,7 +198,7 @@ func (c *Controller) work(ctx, workCtx context.Context, queue workqueue.TypedRat
 	start := time.Now()
 	requeue, err := c.ReconcileKey(workCtx, key)
 	c.metrics.reconciled(time.Since(start), err, requeue)
-	if w.ensure(key) {
+	if c.known(key) && w.ensure(key) {
 		// A watch added only now missed whatever was written before it: look once more.
 		queue.Add(key)
 	}
@@ -143,16 +217,49 @@ func (c *Controller) work(ctx, workCtx context.Context, queue workqueue.TypedRat
 	log.V(4).Info("Reconciled", "duration", time.Since(start))
 }
 
+// known reports whether the controller keeps state for key (a profile or a slot it has seen).
+func (c *Controller) known(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keys[key] != nil
+}
+
+// profileHint gates events for entries of profiles/: a key already known, or an entry holding
+// SOUL.md, is queued; anything else (junk, or a profile still being created) is not, and gets a
+// watch (capped) so that its SOUL.md appearing is an event of its own.
+func (c *Controller) profileHint(add func(string)) func(name string, w *watcher) {
+	return func(name string, w *watcher) {
+		if c.known(name) {
+			add(name)
+			return
+		}
+		v, err := c.loader.Open()
+		if err != nil {
+			add(name) // let the reconcile report it
+			return
+		}
+		soul := v.HasSoul(name)
+		v.Close()
+		if soul {
+			add(name)
+			return
+		}
+		w.watchCandidate(name)
+	}
+}
+
 // watcher turns file-system events into keys. It is a hint only: the resync covers anything
 // it misses, including watches the kernel refused (inotify limits).
 type watcher struct {
 	c          *Controller
 	fs         *fsnotify.Watcher
 	add        func(string)
+	addProfile func(string, *watcher)
 	all        func()
 	log        logLike
 	mu         sync.Mutex
 	watched    map[string]bool
+	candidates int // watches on profiles/ entries that were not profiles when watched
 	warnedOnce bool
 }
 
@@ -161,8 +268,8 @@ type logLike interface {
 	Error(err error, msg string, kv ...any)
 }
 
-func newWatcher(c *Controller, log logLike, add func(string), all func()) *watcher {
-	w := &watcher{c: c, add: add, all: all, log: log, watched: map[string]bool{}}
+func newWatcher(c *Controller, log logLike, add func(string), addProfile func(string, *watcher), all func()) *watcher {
+	w := &watcher{c: c, add: add, addProfile: addProfile, all: all, log: log, watched: map[string]bool{}}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		log.Error(err, "File watches unavailable, relying on the periodic resync")
@@ -232,6 +339,26 @@ func (w *watcher) ensure(key string) (added bool) {
 	return added
 }
 
+// watchCandidate watches profiles/<name> when it is a real directory with a valid name, up to
+// maxCandidateWatches such watches.
+func (w *watcher) watchCandidate(name string) {
+	if w.fs == nil || desired.ValidateName(name) != nil {
+		return
+	}
+	dir := filepath.Join(w.c.opts.HermesHome, "profiles", name)
+	w.mu.Lock()
+	full := w.candidates >= maxCandidateWatches
+	w.mu.Unlock()
+	if full || w.isWatched(dir) || !isRealDir(dir) {
+		return
+	}
+	if w.watch(dir) {
+		w.mu.Lock()
+		w.candidates++
+		w.mu.Unlock()
+	}
+}
+
 // isWatched reports whether path already has a watch: the common case, checked before any stat.
 func (w *watcher) isWatched(path string) bool {
 	w.mu.Lock()
@@ -281,10 +408,10 @@ func (w *watcher) run(ctx context.Context) {
 				}
 			case dir == profiles:
 				if !strings.HasPrefix(base, ".") {
-					w.add(base)
+					w.addProfile(base, w)
 				}
 			case filepath.Dir(dir) == profiles:
-				w.add(filepath.Base(dir))
+				w.addProfile(filepath.Base(dir), w)
 			case dir == scandir:
 				if k, ok := keyForScandirEntry(base); ok {
 					w.add(k)

@@ -38,6 +38,10 @@ type Memory struct {
 	// Failures counts consecutive crashes; NextStart is when the next start may happen.
 	Failures  int
 	NextStart time.Time
+	// TerminatingSince is when the controller first saw the slot of a gone profile and began
+	// taking it down; Killed is set once it sent SIGKILL (see planUnregister).
+	TerminatingSince time.Time
+	Killed           bool
 }
 
 // backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).

@@ -14,6 +14,7 @@ type metrics struct {
 	reconciles *prometheus.CounterVec
 	duration   prometheus.Histogram
 	actions    *prometheus.CounterVec
+	lastResync prometheus.Gauge
 }
 
 // registerMetrics registers the controller's metrics with reg (nil: no metrics).
@@ -36,6 +37,11 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Actions applied, by kind and result (ok, error).",
 		}, []string{"action", "result"}),
 	}
+	m.lastResync = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "profile_controller_last_resync_timestamp_seconds",
+		Help: "When the loop last listed every key for a resync (Unix time).",
+	})
+	reg.MustRegister(m.lastResync)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -63,6 +69,14 @@ func (m *metrics) reconciled(d time.Duration, err error, requeue time.Duration) 
 	}
 	m.reconciles.WithLabelValues(result).Inc()
 	m.duration.Observe(d.Seconds())
+}
+
+// resynced records the end of a resync's listing at t.
+func (m *metrics) resynced(t time.Time) {
+	if m == nil {
+		return
+	}
+	m.lastResync.Set(float64(t.UnixNano()) / 1e9)
 }
 
 func (m *metrics) applied(actions []Action, res Result) {
@@ -94,12 +108,13 @@ func (c *Controller) countReported() int {
 	return n
 }
 
+// countCrashLooping and countPending run at scrape time, never per key.
 func (c *Controller) countCrashLooping() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for _, m := range c.mem {
-		if m.Crashed {
+	for _, ks := range c.keys {
+		if ks.Crashed {
 			n++
 		}
 	}
@@ -109,5 +124,11 @@ func (c *Controller) countCrashLooping() int {
 func (c *Controller) countPending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pending)
+	n := 0
+	for _, ks := range c.keys {
+		if ks.pending != "" {
+			n++
+		}
+	}
+	return n
 }

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/hermes/profile-controller/internal/volume"
 	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/observed"
-	"github.com/hermes/profile-controller/pkg/s6"
 )
 
 // Line is one profile's outcome of a pass.
@@ -40,71 +40,152 @@ type Report struct {
 	Err error
 }
 
-// snapshot reads full desired and observed state and renders every profile.
-func (c *Controller) snapshot() (desired.State, observed.State, map[string][]s6.File, []desired.Problem, error) {
-	d := c.loader.Load()
-	o, err := observed.Read(c.opts.Scandir)
-	if err != nil {
-		return d, o, nil, nil, fmt.Errorf("read scandir: %w", err)
-	}
-	files := make(map[string][]s6.File, len(d.Profiles))
-	problems := append([]desired.Problem(nil), d.Problems...)
-	for _, p := range d.Profiles {
-		f, err := c.opts.Renderer.Render(p)
-		if err != nil {
-			problems = append(problems, desired.Problem{Name: p.Name, Path: p.Dir, Err: err})
-			continue
+// listing is every key worth a look, from one listing of profiles/ and of the scandir.
+type listing struct {
+	// keys are sorted, "default" first.
+	keys []string
+	// profiles are the entries of profiles/ (Listed false when it could not be read).
+	listed  bool
+	listErr error
+	// foreign are scandir entries that map to no key ("gateway-" itself).
+	foreign []observed.Foreign
+}
+
+// list lists the keys of a full pass: "default", every entry of profiles/ (skip: when not
+// nil, entries it refuses are left out), and every slot and staging dir of the scandir.
+func (c *Controller) list(r *roots, skip func(name string) bool) listing {
+	set := map[string]bool{desired.DefaultProfile: true}
+	var l listing
+	if r.vol != nil {
+		names, err := r.vol.Names()
+		l.listed, l.listErr = err == nil, err
+		for _, n := range names {
+			if skip == nil || !skip(n) {
+				set[n] = true
+			}
 		}
-		files[p.Name] = f
+	} else {
+		l.listErr = r.volErr
 	}
-	return d, o, files, problems, nil
+	if r.scan != nil {
+		names, _ := r.scan.ReadDirNames()
+		for _, n := range names {
+			if k, ok := keyForScandirEntry(n); ok {
+				set[k] = true
+			} else if n == desired.SlotPrefix {
+				l.foreign = append(l.foreign, observed.Foreign{Name: n, Reason: observed.ReasonEmptyProfile})
+			}
+		}
+	}
+	l.keys = make([]string, 0, len(set))
+	for k := range set {
+		l.keys = append(l.keys, k)
+	}
+	sort.Slice(l.keys, func(i, j int) bool {
+		a, b := l.keys[i], l.keys[j]
+		if (a == desired.DefaultProfile) != (b == desired.DefaultProfile) {
+			return a == desired.DefaultProfile
+		}
+		return a < b
+	})
+	return l
+}
+
+// planned is one key's look and decision within a pass.
+type planned struct {
+	look
+	Decision
+}
+
+// plan looks at every key of a full pass and plans each one, exactly as ReconcileKey would.
+func (c *Controller) plan(r *roots, boot bool, now time.Time) (listing, []planned) {
+	l := c.list(r, nil)
+	out := make([]planned, 0, len(l.keys))
+	for _, k := range l.keys {
+		lk, d := c.look(r, k, boot, now)
+		if boot && lk.Profile != nil {
+			d.Actions = append([]Action{{Kind: CleanStale, Profile: k}}, d.Actions...)
+		}
+		out = append(out, planned{lk, d})
+	}
+	return l, out
+}
+
+// Plan returns the actions a full pass would take now (the boot column when boot is set). It
+// changes nothing.
+func (c *Controller) Plan(boot bool) ([]Action, error) {
+	c.loadMemory()
+	r := c.openRoots()
+	defer r.close()
+	if r.scan == nil {
+		return nil, r.scanErr
+	}
+	_, ps := c.plan(r, boot, c.opts.Now())
+	var out []Action
+	for _, p := range ps {
+		out = append(out, p.Actions...)
+	}
+	return out, nil
 }
 
 // Pass runs one full pass over every profile: the boot column when boot is set (then also
-// stale-file cleanup, the boot log and the boot marker). With dryRun it only plans.
+// stale-file cleanup, the boot log and the boot marker). With dryRun it only plans. Slots of
+// gone profiles are taken down and removed before it returns (their gateways killed after the
+// unregister timeout).
 func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	c.loadMemory()
 	now := c.opts.Now()
-	d, o, files, problems, err := c.snapshot()
-	if err != nil {
-		return Report{Err: err}
+	r := c.openRoots()
+	defer r.close()
+	if r.scan == nil {
+		return Report{Err: r.scanErr}
 	}
-	c.mu.Lock()
-	mem := make(map[string]Memory, len(c.mem))
-	for k, v := range c.mem {
-		mem[k] = v
+	l, ps := c.plan(r, boot, now)
+	rep := Report{Foreign: l.foreign}
+	var actions []Action
+	for _, p := range ps {
+		actions = append(actions, p.Actions...)
+		if p.problem != nil {
+			rep.Problems = append(rep.Problems, *p.problem)
+		}
+		if p.Foreign != nil {
+			rep.Foreign = append(rep.Foreign, observed.Foreign{Name: desired.SlotPrefix + p.Name, Reason: p.Foreign.Error()})
+		}
 	}
-	c.mu.Unlock()
-	actions, decisions := Plan(FullInput{Boot: boot, Now: now, Desired: d, Observed: o, Files: files, Memory: mem}, c.opts.Rules)
-	rep := Report{Actions: actions, Problems: problems, Foreign: o.Foreign}
+	if r.vol == nil {
+		rep.Problems = append(rep.Problems, desired.Problem{Path: c.opts.HermesHome, Err: r.volErr})
+	} else if !l.listed && l.listErr != nil && !errors.Is(l.listErr, os.ErrNotExist) {
+		rep.Problems = append(rep.Problems, desired.Problem{Path: r.vol.ProfilesPath(), Err: l.listErr})
+	}
+	rep.Actions = actions
 	res := Result{Errors: map[string]error{}}
 	if !dryRun {
 		res = c.exec.Apply(ctx, actions)
 		c.metrics.applied(actions, res)
-		c.commit(decisions, res, now)
+		for _, p := range ps {
+			c.commit(p.look, p.Decision, res, now)
+		}
+		res = c.finishTerminating(ctx, r, ps, res)
+		c.flushMemory()
 		rep.Err = res.Err()
 		rep.Warnings = res.Warnings
 	}
-	byProfile := map[string][]Action{}
-	for _, a := range actions {
-		byProfile[a.Profile] = append(byProfile[a.Profile], a)
-	}
-	for _, p := range d.Profiles {
-		if _, ok := files[p.Name]; !ok {
+	for _, p := range ps {
+		if p.Profile == nil {
 			continue
 		}
 		rep.Lines = append(rep.Lines, Line{
-			Profile: p.Name, PriorState: p.PriorState(),
-			Action: outcome(boot, p.IntentAt(boot), byProfile[p.Name], decisions[p.Name]),
+			Profile: p.Name, PriorState: p.Profile.PriorState(),
+			Action: outcome(boot, p.Profile.IntentAt(boot), p.Actions, p.Decision),
 			Err:    res.Errors[p.Name],
 		})
 	}
-	for _, pr := range problems {
+	for _, pr := range rep.Problems {
 		rep.Lines = append(rep.Lines, Line{Profile: problemName(pr), PriorState: "None", Action: "skipped", Err: pr.Err})
 	}
-	for _, a := range actions {
-		if a.Kind == Unregister {
-			rep.Lines = append(rep.Lines, Line{Profile: a.Profile, PriorState: "None", Action: "unregistered", Err: res.Errors[a.Profile]})
+	for _, p := range ps {
+		if p.Profile == nil && p.Slot != nil && !p.Keep && p.Problem == nil && p.Name != desired.DefaultProfile {
+			rep.Lines = append(rep.Lines, Line{Profile: p.Name, PriorState: "None", Action: "unregistered", Err: res.Errors[p.Name]})
 		}
 	}
 	if boot && !dryRun {
@@ -113,6 +194,51 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		}
 	}
 	return rep
+}
+
+// finishTerminating looks again at the keys a pass is taking down until their slots are gone,
+// so that a one-shot pass leaves no slot of a gone profile behind (the loop instead requeues).
+func (c *Controller) finishTerminating(ctx context.Context, r *roots, ps []planned, res Result) Result {
+	var keys []string
+	for _, p := range ps {
+		if p.Profile == nil && strings.HasPrefix(p.Pending, "Terminating") && res.Errors[p.Name] == nil {
+			keys = append(keys, p.Name)
+		}
+	}
+	for len(keys) > 0 {
+		wait := time.Duration(0)
+		for _, k := range keys {
+			lk, d := c.look(r, k, false, c.opts.Now())
+			if d.RequeueAfter > 0 && (wait == 0 || d.RequeueAfter < wait) {
+				wait = d.RequeueAfter
+			}
+			kr := c.exec.Apply(ctx, d.Actions)
+			c.metrics.applied(d.Actions, kr)
+			c.commit(lk, d, kr, c.opts.Now())
+			if err := kr.Errors[k]; err != nil {
+				res.Errors[k] = err
+			}
+		}
+		next := keys[:0]
+		for _, k := range keys {
+			if c.state(k).pending != "" && res.Errors[k] == nil {
+				next = append(next, k)
+			}
+		}
+		keys = next
+		if len(keys) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			for _, k := range keys {
+				res.Errors[k] = fmt.Errorf("unregister %s%s: %w", desired.SlotPrefix, k, ctx.Err())
+			}
+			return res
+		case <-time.After(min(wait, 50*time.Millisecond)):
+		}
+	}
+	return res
 }
 
 func problemName(p desired.Problem) string {

@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"bytes"
-	"sort"
 	"time"
 
 	"github.com/hermes/profile-controller/pkg/desired"
@@ -16,9 +15,20 @@ type Rules struct {
 	SettlePeriod time.Duration
 	// MinUptime: a controller start that goes down sooner counts as a crash.
 	MinUptime time.Duration
+	// UnregisterTimeout is how long the gateway of a deleted profile may take to go down after
+	// s6-svc -d before it is killed (s6-svc -k); the slot is removed once it is down.
+	UnregisterTimeout time.Duration
 }
 
-// Input is everything the planner needs to decide about one profile key.
+// killGrace is how long after s6-svc -k a slot whose gateway still looks up is removed anyway.
+const killGrace = 5 * time.Second
+
+// terminatePoll bounds the wait before another look at a terminating slot (the supervise
+// watch usually brings the look sooner).
+const terminatePoll = time.Second
+
+// Input is everything the planner needs to decide about one profile key: the per-profile
+// snapshot. The full pass and the per-key reconcile build it the same way (Controller.snapshot).
 type Input struct {
 	// Name is the profile key.
 	Name string
@@ -28,10 +38,19 @@ type Input struct {
 	Now time.Time
 	// Profile is the valid profile, or nil when there is none under that name.
 	Profile *desired.Profile
-	// Files are the rendered slot files of Profile.
+	// Files are the rendered slot files of Profile. They may be nil when the slot exists and
+	// every managed file is in Slot.Same (already known to match): nothing is then compared.
 	Files []s6.File
 	// Keep forbids unregistering: the profile's entry exists, or the profiles root was not listed.
 	Keep bool
+	// Problem is why an entry under the profile's name exists but cannot be served (invalid
+	// name, symlink, unreadable, render failure): reported by the caller; the key is left alone.
+	Problem error
+	// Staging is true when the key's staging dir ".gateway-<name>.tmp" is left over.
+	Staging bool
+	// Foreign is set when the scandir entry under the slot's name is not a real directory:
+	// reported, and never touched.
+	Foreign error
 	// Slot is the observed slot, or nil.
 	Slot *observed.Slot
 	// Memory is what the controller remembers about the profile.
@@ -55,12 +74,20 @@ func PlanProfile(in Input, r Rules) Decision {
 	var d Decision
 	d.Memory = in.Memory
 	p, slot := in.Profile, in.Slot
+	if in.Staging {
+		d.Actions = append(d.Actions, Action{Kind: CleanStaging, Profile: in.Name, Slot: s6.StagingName(desired.SlotPrefix + in.Name)})
+	}
+	if in.Foreign != nil {
+		d.Pending = "Blocked: " + in.Foreign.Error()
+		return d
+	}
 	if p == nil {
-		if slot != nil && !in.Keep && in.Name != desired.DefaultProfile {
-			d.Actions = append(d.Actions, Action{Kind: Unregister, Profile: in.Name, Slot: slot.Name})
+		if slot != nil && !in.Keep && in.Problem == nil && in.Name != desired.DefaultProfile {
+			planUnregister(&d, in, r)
 		}
 		return d
 	}
+	d.Memory.TerminatingSince, d.Memory.Killed = time.Time{}, false
 	intent := p.IntentAt(in.Boot)
 	if slot == nil {
 		d.Actions = append(d.Actions, Action{Kind: Create, Profile: p.Name, Slot: p.Slot(), Down: intent != desired.Up, Files: in.Files})
@@ -141,6 +168,48 @@ func PlanProfile(in Input, r Rules) Decision {
 	return d
 }
 
+// planUnregister takes down and removes the slot of a profile that is gone, without waiting:
+// s6-svc -d first, then, once the gateway is down, the slot is removed; a gateway still up
+// UnregisterTimeout after the first look is killed (s6-svc -k), and its slot removed at the
+// latest killGrace later. Meanwhile the profile is Terminating.
+func planUnregister(d *Decision, in Input, r Rules) {
+	slot, m := in.Slot, &d.Memory
+	if m.TerminatingSince.IsZero() {
+		m.TerminatingSince = in.Now
+	}
+	sup := slot.Supervision
+	waited := in.Now.Sub(m.TerminatingSince)
+	remove := Action{Kind: Unregister, Profile: in.Name, Slot: slot.Name}
+	switch {
+	case slot.Err == nil && (!sup.Supervised || !sup.HasStatus || (!sup.Status.Up() && !sup.Status.WantUp)):
+		d.Actions = append(d.Actions, remove)
+		return
+	case slot.Err == nil && sup.Status.WantUp:
+		d.Actions = append(d.Actions, Action{Kind: Terminate, Profile: in.Name, Slot: slot.Name})
+	case m.Killed && waited >= r.UnregisterTimeout+killGrace:
+		d.Actions = append(d.Actions, remove)
+		return
+	case !m.Killed && waited >= r.UnregisterTimeout:
+		if slot.Err != nil {
+			// The supervisor cannot be read: say down once more, then kill.
+			d.Actions = append(d.Actions, Action{Kind: Terminate, Profile: in.Name, Slot: slot.Name})
+		}
+		d.Actions = append(d.Actions, Action{Kind: Kill, Profile: in.Name, Slot: slot.Name})
+		m.Killed = true
+	case waited == 0 && slot.Err != nil:
+		d.Actions = append(d.Actions, Action{Kind: Terminate, Profile: in.Name, Slot: slot.Name})
+	}
+	deadline := m.TerminatingSince.Add(r.UnregisterTimeout)
+	if m.Killed {
+		deadline = deadline.Add(killGrace)
+	}
+	d.RequeueAfter = min(max(deadline.Sub(in.Now), time.Millisecond), terminatePoll)
+	d.Pending = "Terminating: gateway going down since " + m.TerminatingSince.UTC().Format(time.RFC3339)
+	if m.Killed {
+		d.Pending = "Terminating: gateway killed, slot removed by " + deadline.UTC().Format(time.RFC3339)
+	}
+}
+
 // settle applies the settle window: an intent written after the supervisor's last change is
 // acted on now; a supervisor change newer than the intent (someone drove s6 directly) is left
 // alone until it is SettlePeriod old, and then corrected as drift.
@@ -154,84 +223,18 @@ func settle(intentSince, changed, now time.Time, period time.Duration) (wait tim
 	return 0, true, ""
 }
 
-// driftedFiles returns the rendered files whose bytes or mode differ from the slot's.
+// driftedFiles returns the rendered files whose bytes or mode differ from the slot's. Files in
+// slot.Same are known to match and are not compared.
 func driftedFiles(want []s6.File, slot *observed.Slot) []s6.File {
 	var out []s6.File
 	for _, f := range want {
+		if slot.Same[f.Name] {
+			continue
+		}
 		have, ok := slot.Files[f.Name]
 		if !ok || !bytes.Equal(have, f.Data) || slot.Modes[f.Name] != uint32(f.Mode.Perm()) {
 			out = append(out, f)
 		}
 	}
-	return out
-}
-
-// FullInput is the snapshot for a full pass over every profile.
-type FullInput struct {
-	Boot     bool
-	Now      time.Time
-	Desired  desired.State
-	Observed observed.State
-	// Files maps a profile name to its rendered files (profiles whose render failed are absent
-	// and skipped).
-	Files map[string][]s6.File
-	// Memory maps a profile name to the controller's memory of it.
-	Memory map[string]Memory
-}
-
-// Plan decides the actions of a full pass: per-profile decisions in name order ("default"
-// first), preceded by staging cleanup and, on a boot pass, stale-file cleanup. It is pure.
-func Plan(in FullInput, r Rules) (actions []Action, decisions map[string]Decision) {
-	for _, name := range in.Observed.Staging {
-		actions = append(actions, Action{Kind: CleanStaging, Slot: name})
-	}
-	profiles := map[string]*desired.Profile{}
-	for i := range in.Desired.Profiles {
-		p := &in.Desired.Profiles[i]
-		profiles[p.Name] = p
-		if in.Boot {
-			actions = append(actions, Action{Kind: CleanStale, Profile: p.Name})
-		}
-	}
-	names := keys(profiles, in.Observed.Slots)
-	decisions = make(map[string]Decision, len(names))
-	for _, name := range names {
-		p := profiles[name]
-		if p != nil {
-			if _, ok := in.Files[name]; !ok {
-				continue // render failed: reported by the caller, left as it is
-			}
-		}
-		d := PlanProfile(Input{
-			Name: name, Boot: in.Boot, Now: in.Now, Profile: p, Files: in.Files[name],
-			Keep:   !in.Desired.Listed || in.Desired.Present[name],
-			Slot:   in.Observed.Slots[name],
-			Memory: in.Memory[name],
-		}, r)
-		decisions[name] = d
-		actions = append(actions, d.Actions...)
-	}
-	return actions, decisions
-}
-
-// keys returns the union of profile and slot names, "default" first, then sorted.
-func keys(profiles map[string]*desired.Profile, slots map[string]*observed.Slot) []string {
-	set := map[string]bool{}
-	for n := range profiles {
-		set[n] = true
-	}
-	for n := range slots {
-		set[n] = true
-	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if (out[i] == desired.DefaultProfile) != (out[j] == desired.DefaultProfile) {
-			return out[i] == desired.DefaultProfile
-		}
-		return out[i] < out[j]
-	})
 	return out
 }

@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,7 @@ import (
 // The planner is pure, so every time below is a fixed point: no clock reads, no sleeps.
 var (
 	t0        = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	testRules = Rules{SettlePeriod: 15 * time.Second, MinUptime: 10 * time.Second}
+	testRules = Rules{SettlePeriod: 15 * time.Second, MinUptime: 10 * time.Second, UnregisterTimeout: 10 * time.Second}
 	equateNil = cmpopts.EquateEmpty()
 )
 
@@ -325,7 +324,7 @@ func TestPlanProfileWithoutProfile(t *testing.T) {
 		want     []string
 	}{
 		{name: "slot, not kept", profile: "old", slot: true, want: []string{"unregister gateway-old"}},
-		{name: "running slot, not kept", profile: "old", slot: true, slotOpts: []slotOpt{running}, want: []string{"unregister gateway-old"}},
+		{name: "running slot, not kept: terminated first", profile: "old", slot: true, slotOpts: []slotOpt{running}, want: []string{"terminate gateway-old"}},
 		{name: "unsupervised slot with down, not kept", profile: "old", slot: true, slotOpts: []slotOpt{withDown}, want: []string{"unregister gateway-old"}},
 		{name: "slot, kept", profile: "old", slot: true, keep: true},
 		{name: "no slot", profile: "old"},
@@ -347,11 +346,50 @@ func TestPlanProfileWithoutProfile(t *testing.T) {
 				if diff := cmp.Diff(tt.want, actionStrings(d.Actions), equateNil); diff != "" {
 					t.Errorf("actions (-want +got):\n%s", diff)
 				}
-				if d.Memory != mem || d.RequeueAfter != 0 || d.Pending != "" {
-					t.Errorf("decision = %+v, want only actions", d)
+				terminating := len(tt.want) > 0 && strings.HasPrefix(tt.want[0], "terminate")
+				got := d.Memory
+				got.TerminatingSince = time.Time{}
+				if got != mem || (d.RequeueAfter != 0) != terminating || (d.Pending != "") != terminating {
+					t.Errorf("decision = %+v, want only actions (and a requeue while terminating)", d)
 				}
 			})
 		}
+	}
+}
+
+// TestPlanUnregisterTimeline walks the slot of a gone profile through its unregister: s6-svc -d
+// at the first look, waiting (never blocking) while the gateway goes down, SIGKILL after the
+// unregister timeout, removal once down, and removal anyway killGrace after the kill.
+func TestPlanUnregisterTimeline(t *testing.T) {
+	up := s6.Status{PID: 7, WantUp: true, Stamp: t0.Add(-time.Hour)}
+	goingDown := s6.Status{PID: 7, Stamp: t0}
+	down := s6.Status{Stamp: t0}
+	step := func(mem Memory, st s6.Status, now time.Time) Decision {
+		slot := newSlot("old", nil, supervisedBy(st, st.Stamp))
+		return PlanProfile(Input{Name: "old", Now: now, Slot: slot, Memory: mem}, testRules)
+	}
+	d := step(Memory{}, up, t0)
+	if got := actionStrings(d.Actions); !cmp.Equal(got, []string{"terminate gateway-old"}) || !d.Memory.TerminatingSince.Equal(t0) {
+		t.Fatalf("first look: %v %+v", got, d.Memory)
+	}
+	d = step(d.Memory, goingDown, t0.Add(time.Second))
+	if len(d.Actions) != 0 || d.RequeueAfter <= 0 || !strings.HasPrefix(d.Pending, "Terminating") {
+		t.Fatalf("still going down: %+v", d)
+	}
+	if d2 := step(d.Memory, down, t0.Add(2*time.Second)); !cmp.Equal(actionStrings(d2.Actions), []string{"unregister gateway-old"}) {
+		t.Fatalf("down: %v", actionStrings(d2.Actions))
+	}
+	d = step(d.Memory, goingDown, t0.Add(testRules.UnregisterTimeout))
+	if got := actionStrings(d.Actions); !cmp.Equal(got, []string{"kill gateway-old"}) || !d.Memory.Killed {
+		t.Fatalf("timeout: %v %+v", got, d.Memory)
+	}
+	d = step(d.Memory, goingDown, t0.Add(testRules.UnregisterTimeout+time.Second))
+	if len(d.Actions) != 0 {
+		t.Fatalf("killed, waiting: %v", actionStrings(d.Actions))
+	}
+	d = step(d.Memory, goingDown, t0.Add(testRules.UnregisterTimeout+killGrace))
+	if got := actionStrings(d.Actions); !cmp.Equal(got, []string{"unregister gateway-old"}) {
+		t.Fatalf("after the kill grace: %v", got)
 	}
 }
 
@@ -729,189 +767,6 @@ func TestPlanProfileIntentWriteEndsBackoff(t *testing.T) {
 	}
 	if d.Memory.Failures != 0 || d.Memory.Crashed {
 		t.Errorf("memory %+v: want the backoff reset", d.Memory)
-	}
-}
-
-// TestPlanFullPass covers Plan's order and its unregister and render-failure rules.
-func TestPlanFullPass(t *testing.T) {
-	r := planRenderer(t)
-	mod := t0.Add(-time.Minute)
-	changed := t0.Add(-time.Hour)
-	def := newProfile("default", desired.Down, desired.Hold, time.Time{})
-	alpha := newProfile("alpha", desired.Up, desired.Up, mod)
-	zeta := newProfile("zeta", desired.Down, desired.Down, mod)
-	gamma := newProfile("gamma", desired.Up, desired.Up, mod)
-	allFiles := map[string][]s6.File{
-		"default": render(t, r, def), "alpha": render(t, r, alpha), "zeta": render(t, r, zeta), "gamma": render(t, r, gamma),
-	}
-	// gamma has a running slot, zeta none, default none; aaa and mmm are orphans.
-	slots := func() map[string]*observed.Slot {
-		return map[string]*observed.Slot{
-			"gamma": newSlot("gamma", allFiles["gamma"], supervisedBy(stRunning, changed)),
-			"aaa":   newSlot("aaa", nil, supervisedBy(stRunning, changed)),
-			"mmm":   newSlot("mmm", nil, withDown),
-		}
-	}
-	base := func() FullInput {
-		return FullInput{
-			Now: t0,
-			Desired: desired.State{
-				Profiles: []desired.Profile{*def, *alpha, *gamma, *zeta},
-				Present:  map[string]bool{"alpha": true, "gamma": true, "zeta": true},
-				Listed:   true,
-			},
-			Observed: observed.State{
-				Scandir: "/run/service", Slots: slots(),
-				Staging: []string{".gateway-alpha.tmp", ".gateway-zz.tmp"},
-			},
-			Files: allFiles,
-		}
-	}
-	// with returns base changed by change.
-	with := func(change func(in *FullInput)) func() FullInput {
-		return func() FullInput {
-			in := base()
-			change(&in)
-			return in
-		}
-	}
-	// The expected actions come in three parts: the staging cleanups, on a boot pass the stale
-	// file cleanups of every profile, then the per-profile actions in name order.
-	staging := []string{"clean-staging .gateway-alpha.tmp", "clean-staging .gateway-zz.tmp"}
-	stale := []string{"clean-stale default", "clean-stale alpha", "clean-stale gamma", "clean-stale zeta"}
-	perProfile := []string{
-		"create gateway-default (down)",
-		"unregister gateway-aaa",
-		"create gateway-alpha (up)",
-		"unregister gateway-mmm",
-		"create gateway-zeta (down)",
-	}
-	// except is perProfile without the dropped actions.
-	except := func(drop ...string) []string {
-		return slices.DeleteFunc(slices.Clone(perProfile), func(a string) bool { return slices.Contains(drop, a) })
-	}
-	every := []string{"aaa", "alpha", "default", "gamma", "mmm", "zeta"}
-	tests := []struct {
-		name          string
-		in            func() FullInput
-		want          []string
-		wantDecisions []string
-	}{
-		{name: "runtime pass", in: base, want: slices.Concat(staging, perProfile), wantDecisions: every},
-		{
-			name:          "boot pass cleans stale files of every profile first",
-			in:            with(func(in *FullInput) { in.Boot = true }),
-			want:          slices.Concat(staging, stale, perProfile),
-			wantDecisions: every,
-		},
-		{
-			name: "profiles root not listed: nothing is unregistered",
-			in: with(func(in *FullInput) {
-				in.Desired.Listed = false
-				in.Desired.Present = map[string]bool{}
-			}),
-			want:          slices.Concat(staging, except("unregister gateway-aaa", "unregister gateway-mmm")),
-			wantDecisions: every,
-		},
-		{
-			name: "an entry present under profiles/ keeps its slot",
-			in: with(func(in *FullInput) {
-				in.Desired.Present["mmm"] = true // e.g. profiles/mmm lost its SOUL.md or has a bad name
-			}),
-			want:          slices.Concat(staging, except("unregister gateway-mmm")),
-			wantDecisions: every,
-		},
-		{
-			name: "a failed render skips the profile but keeps its slot",
-			in: with(func(in *FullInput) {
-				in.Boot = true
-				files := map[string][]s6.File{}
-				for k, v := range allFiles {
-					if k != "alpha" && k != "gamma" {
-						files[k] = v
-					}
-				}
-				in.Files = files
-				in.Observed.Slots["gamma"].Supervision.Status = stExited0 // would be a start
-			}),
-			want:          slices.Concat(staging, stale, except("create gateway-alpha (up)")),
-			wantDecisions: []string{"aaa", "default", "mmm", "zeta"},
-		},
-		{
-			name: "nothing to do",
-			in: func() FullInput {
-				files := allFiles["default"]
-				return FullInput{
-					Now:      t0,
-					Desired:  desired.State{Profiles: []desired.Profile{*def}, Present: map[string]bool{}, Listed: true},
-					Observed: observed.State{Slots: map[string]*observed.Slot{"default": newSlot("default", files, withDown, supervisedBy(stNeverRan, changed))}},
-					Files:    map[string][]s6.File{"default": files},
-				}
-			},
-			wantDecisions: []string{"default"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			actions, decisions := Plan(tt.in(), testRules)
-			if diff := cmp.Diff(tt.want, actionStrings(actions), equateNil); diff != "" {
-				t.Errorf("actions (-want +got):\n%s", diff)
-			}
-			var names []string
-			for n := range decisions {
-				names = append(names, n)
-			}
-			if diff := cmp.Diff(tt.wantDecisions, names, cmpopts.SortSlices(func(a, b string) bool { return a < b }), equateNil); diff != "" {
-				t.Errorf("decision keys (-want +got):\n%s", diff)
-			}
-			// The per-profile decisions hold exactly the per-profile actions, in the same order.
-			var perProfile, fromDecisions []string
-			seen := map[string]bool{}
-			for _, a := range actions {
-				if a.Kind == CleanStaging || a.Kind == CleanStale {
-					continue
-				}
-				perProfile = append(perProfile, a.String())
-				if !seen[a.Profile] {
-					seen[a.Profile] = true
-					fromDecisions = append(fromDecisions, actionStrings(decisions[a.Profile].Actions)...)
-				}
-			}
-			if diff := cmp.Diff(perProfile, fromDecisions, equateNil); diff != "" {
-				t.Errorf("decisions disagree with actions (-actions +decisions):\n%s", diff)
-			}
-		})
-	}
-}
-
-// TestPlanIsDeterministic runs the same full pass many times: map iteration must not leak
-// into the order.
-func TestPlanIsDeterministic(t *testing.T) {
-	r := planRenderer(t)
-	in := FullInput{Now: t0, Desired: desired.State{Present: map[string]bool{}, Listed: true}, Files: map[string][]s6.File{},
-		Observed: observed.State{Slots: map[string]*observed.Slot{}}}
-	for _, n := range []string{"default", "b", "a", "d", "c", "f", "e"} {
-		p := newProfile(n, desired.Up, desired.Up, t0.Add(-time.Minute))
-		in.Desired.Profiles = append(in.Desired.Profiles, *p)
-		in.Files[n] = render(t, r, p)
-	}
-	for _, n := range []string{"x", "w", "v"} {
-		in.Observed.Slots[n] = newSlot(n, nil)
-	}
-	first, _ := Plan(in, testRules)
-	want := []string{
-		"create gateway-default (up)", "create gateway-a (up)", "create gateway-b (up)", "create gateway-c (up)",
-		"create gateway-d (up)", "create gateway-e (up)", "create gateway-f (up)",
-		"unregister gateway-v", "unregister gateway-w", "unregister gateway-x",
-	}
-	if diff := cmp.Diff(want, actionStrings(first)); diff != "" {
-		t.Fatalf("order (-want +got):\n%s", diff)
-	}
-	for i := 0; i < 50; i++ {
-		again, _ := Plan(in, testRules)
-		if diff := cmp.Diff(actionStrings(first), actionStrings(again)); diff != "" {
-			t.Fatalf("run %d differs (-first +again):\n%s", i, diff)
-		}
 	}
 }
 

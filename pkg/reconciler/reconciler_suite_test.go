@@ -292,8 +292,8 @@ func (f *fakeS6) Down(ctx context.Context, dir string) error {
 	return f.service("down", dir, func(c *s6.Client) error { return c.Down(ctx, dir) })
 }
 
-func (f *fakeS6) DownWait(ctx context.Context, dir string, wait time.Duration) error {
-	return f.service("down-wait", dir, func(c *s6.Client) error { return c.DownWait(ctx, dir, wait) })
+func (f *fakeS6) Kill(ctx context.Context, dir string) error {
+	return f.service("kill", dir, func(c *s6.Client) error { return c.Kill(ctx, dir) })
 }
 
 func (f *fakeS6) Rescan(ctx context.Context, scandir string) error {

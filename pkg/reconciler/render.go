@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"sort"
@@ -76,7 +78,13 @@ type Renderer struct {
 	run, finish, logRun *template.Template
 	env                 []EnvVar
 	home, user          string
+	gen                 string
 }
+
+// Generation identifies everything the rendered bytes depend on besides the profile (templates,
+// extra env, hermesHome, user): two renderers with the same Generation render the same files.
+// It keys the controller's memory of which slot files are known to match.
+func (r *Renderer) Generation() string { return r.gen }
 
 var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -119,6 +127,14 @@ func NewRenderer(t Templates, env map[string]string, hermesHome, user string) (*
 		r.env = append(r.env, EnvVar{k, v})
 	}
 	sort.Slice(r.env, func(i, j int) bool { return r.env[i].Key < r.env[j].Key })
+	h := sha256.New()
+	for _, part := range []string{t.Run, t.Finish, t.LogRun, hermesHome, user} {
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	for _, e := range r.env {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(e.Key), e.Key, len(e.Value), e.Value)
+	}
+	r.gen = hex.EncodeToString(h.Sum(nil)[:12])
 	return r, nil
 }
 

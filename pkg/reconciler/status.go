@@ -2,22 +2,13 @@ package reconciler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/observed"
 )
-
-// memoryFile is where a running controller keeps its per-profile memory (runtime dir, tmpfs),
-// so that `status` can show backoffs and pending corrections, and a restarted controller
-// keeps its crash-loop backoff.
-const memoryFile = "memory.json"
 
 // ProfileStatus is desired versus observed state of one profile, as `status` prints it.
 // Fields that mirror s6-svstat use its conventions (pid and exitCode are -1 when not applicable).
@@ -73,85 +64,84 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 	_ = ctx
 	c.loadMemory()
 	now := c.opts.Now()
-	d, o, files, problems, err := c.snapshot()
-	if err != nil {
-		return StatusReport{}, err
+	r := c.openRoots()
+	defer r.close()
+	if r.scan == nil {
+		return StatusReport{}, r.scanErr
 	}
-	c.mu.Lock()
-	mem := make(map[string]Memory, len(c.mem))
-	for k, v := range c.mem {
-		mem[k] = v
-	}
-	c.mu.Unlock()
-	boot := c.BootPending()
-	_, decisions := Plan(FullInput{Boot: boot, Now: now, Desired: d, Observed: o, Files: files, Memory: mem}, c.opts.Rules)
+	l, ps := c.plan(r, c.BootPending(), now)
 
 	ports := map[int][]string{}
-	for _, p := range d.Profiles {
-		ports[p.Port] = append(ports[p.Port], p.Name)
-	}
-	rep := StatusReport{Problems: []ProblemStatus{}, Foreign: []ProblemStatus{}, Staging: o.Staging}
-	if rep.Staging == nil {
-		rep.Staging = []string{}
-	}
-	seen := map[string]bool{}
-	for _, p := range d.Profiles {
-		seen[p.Name] = true
-		ps := ProfileStatus{
-			Profile: p.Name, Slot: p.Slot(), Intent: p.Intent.String(), BootIntent: p.BootIntent.String(),
-			PriorState: p.PriorState(), DesiredState: p.DesiredState, GatewayState: p.GatewayState,
-			Port: p.Port, Warning: p.Warning, PID: -1, ExitCode: -1, Signal: -1,
+	for _, p := range ps {
+		if p.Profile != nil {
+			ports[p.Profile.Port] = append(ports[p.Profile.Port], p.Name)
 		}
-		for _, other := range ports[p.Port] {
-			if other != p.Name {
+	}
+	rep := StatusReport{Problems: []ProblemStatus{}, Foreign: []ProblemStatus{}, Staging: []string{}}
+	for _, p := range ps {
+		if p.Staging {
+			rep.Staging = append(rep.Staging, "."+desired.SlotPrefix+p.Name+".tmp")
+		}
+		if p.problem != nil {
+			rep.Problems = append(rep.Problems, ProblemStatus{Name: problemName(*p.problem), Path: p.problem.Path, Error: p.problem.Err.Error()})
+		}
+		if p.Foreign != nil {
+			rep.Foreign = append(rep.Foreign, ProblemStatus{Name: desired.SlotPrefix + p.Name, Error: p.Foreign.Error()})
+		}
+		if p.Profile == nil && p.Slot == nil {
+			continue
+		}
+		rep.Profiles = append(rep.Profiles, profileStatus(p, ports))
+	}
+	for _, f := range l.foreign {
+		rep.Foreign = append(rep.Foreign, ProblemStatus{Name: f.Name, Error: f.Reason})
+	}
+	if r.vol == nil {
+		rep.Problems = append(rep.Problems, ProblemStatus{Name: "-", Path: c.opts.HermesHome, Error: r.volErr.Error()})
+	} else if !l.listed && l.listErr != nil {
+		if !errors.Is(l.listErr, os.ErrNotExist) {
+			rep.Problems = append(rep.Problems, ProblemStatus{Name: "-", Path: r.vol.ProfilesPath(), Error: l.listErr.Error()})
+		}
+		rep.Problems = append(rep.Problems, ProblemStatus{Name: "-", Error: "profiles root not listed, no slot will be unregistered: " + l.listErr.Error()})
+	}
+	return rep, nil
+}
+
+// profileStatus is one key's line of the status report.
+func profileStatus(p planned, ports map[int][]string) ProfileStatus {
+	name := p.Name
+	ps := ProfileStatus{Profile: name, Slot: desired.SlotPrefix + name, Intent: "none", BootIntent: "none",
+		PriorState: "None", PID: -1, ExitCode: -1, Signal: -1}
+	if pr := p.Profile; pr != nil {
+		ps.Intent, ps.BootIntent = pr.Intent.String(), pr.BootIntent.String()
+		ps.PriorState, ps.DesiredState, ps.GatewayState = pr.PriorState(), pr.DesiredState, pr.GatewayState
+		ps.Port, ps.Warning = pr.Port, pr.Warning
+		for _, other := range ports[pr.Port] {
+			if other != name {
 				ps.PortConflict = append(ps.PortConflict, other)
 			}
 		}
-		fillObserved(&ps, o.Slots[p.Name], files[p.Name] == nil)
-		if slot := o.Slots[p.Name]; slot != nil && files[p.Name] != nil {
-			for _, f := range driftedFiles(files[p.Name], slot) {
-				ps.Drift = append(ps.Drift, f.Name)
-			}
-		}
-		dec := decisions[p.Name]
-		for _, a := range dec.Actions {
-			ps.Actions = append(ps.Actions, a.String())
-		}
-		ps.Pending = dec.Pending
-		m := dec.Memory
-		if m.Crashed {
-			ps.CrashLoopFailures = m.Failures
-			ps.NextStart = m.NextStart.UTC().Format(time.RFC3339)
-		}
-		ps.Phase = phaseOf(ps, m)
-		rep.Profiles = append(rep.Profiles, ps)
 	}
-	names := make([]string, 0, len(o.Slots))
-	for n := range o.Slots {
-		if !seen[n] {
-			names = append(names, n)
+	fillObserved(&ps, p.Slot, p.Problem != nil)
+	if p.Slot != nil && p.Profile != nil && p.Slot.Err == nil {
+		for _, f := range driftedFiles(p.Files, p.Slot) {
+			ps.Drift = append(ps.Drift, f.Name)
 		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		ps := ProfileStatus{Profile: n, Slot: desired.SlotPrefix + n, Intent: "none", BootIntent: "none", PriorState: "None", PID: -1, ExitCode: -1, Signal: -1}
-		fillObserved(&ps, o.Slots[n], false)
-		for _, a := range decisions[n].Actions {
-			ps.Actions = append(ps.Actions, a.String())
-		}
+	for _, a := range p.Actions {
+		ps.Actions = append(ps.Actions, a.String())
+	}
+	ps.Pending = p.Pending
+	m := p.Memory
+	if m.Crashed {
+		ps.CrashLoopFailures = m.Failures
+		ps.NextStart = m.NextStart.UTC().Format(time.RFC3339)
+	}
+	ps.Phase = phaseOf(ps, m)
+	if p.Profile == nil && ps.Phase != "Terminating" {
 		ps.Phase = "Orphaned"
-		rep.Profiles = append(rep.Profiles, ps)
 	}
-	for _, pr := range problems {
-		rep.Problems = append(rep.Problems, ProblemStatus{Name: problemName(pr), Path: pr.Path, Error: pr.Err.Error()})
-	}
-	if !d.Listed && d.ListErr != nil {
-		rep.Problems = append(rep.Problems, ProblemStatus{Name: "-", Error: "profiles root not listed, no slot will be unregistered: " + d.ListErr.Error()})
-	}
-	for _, f := range o.Foreign {
-		rep.Foreign = append(rep.Foreign, ProblemStatus{Name: f.Name, Error: f.Reason})
-	}
-	return rep, nil
+	return ps
 }
 
 func fillObserved(ps *ProfileStatus, slot *observed.Slot, renderFailed bool) {
@@ -188,6 +178,8 @@ func fillObserved(ps *ProfileStatus, slot *observed.Slot, renderFailed bool) {
 
 func phaseOf(ps ProfileStatus, m Memory) string {
 	switch {
+	case !m.TerminatingSince.IsZero():
+		return "Terminating"
 	case !ps.SlotExists:
 		return "Unregistered"
 	case !ps.Supervised:
@@ -202,75 +194,4 @@ func phaseOf(ps ProfileStatus, m Memory) string {
 		return "Starting"
 	}
 	return "Stopped"
-}
-
-// persisted is the JSON form of the memory file.
-type persisted struct {
-	Memory map[string]Memory `json:"memory"`
-}
-
-// saveMemory writes the memory file (temp + rename in the runtime dir).
-func (c *Controller) saveMemory() error {
-	c.saveMu.Lock()
-	defer c.saveMu.Unlock()
-	c.mu.Lock()
-	b, err := json.Marshal(persisted{Memory: c.mem})
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(c.opts.RuntimeDir, 0o755); err != nil {
-		return err
-	}
-	tmp := filepath.Join(c.opts.RuntimeDir, "."+memoryFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(c.opts.RuntimeDir, memoryFile))
-}
-
-// loadMemory reads the memory file once, if there is one; a missing or corrupt file means no memory.
-func (c *Controller) loadMemory() { c.memOnce.Do(c.readMemory) }
-
-func (c *Controller) readMemory() {
-	b, err := os.ReadFile(filepath.Join(c.opts.RuntimeDir, memoryFile))
-	if err != nil {
-		return
-	}
-	var p persisted
-	if json.Unmarshal(b, &p) != nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, v := range p.Memory {
-		c.mem[k] = v
-	}
-}
-
-var errNoChange = errors.New("no change")
-
-// persistIfChanged saves memory when the backoff-relevant part of any entry changed.
-func (c *Controller) persistIfChanged(before map[string]Memory) error {
-	c.mu.Lock()
-	changed := len(before) != len(c.mem)
-	for k, v := range c.mem {
-		if b, ok := before[k]; !ok || !sameDurable(b, v) {
-			changed = true
-			break
-		}
-	}
-	c.mu.Unlock()
-	if !changed {
-		return errNoChange
-	}
-	if err := c.saveMemory(); err != nil {
-		return fmt.Errorf("save %s: %w", memoryFile, err)
-	}
-	return nil
-}
-
-func sameDurable(a, b Memory) bool {
-	return a.Intent == b.Intent && a.Accepted == b.Accepted && a.IntentSince.Equal(b.IntentSince) && a.StartedAt.Equal(b.StartedAt) &&
-		a.Crashed == b.Crashed && a.Failures == b.Failures && a.NextStart.Equal(b.NextStart)
 }

@@ -82,6 +82,12 @@ func (c *Client) Down(ctx context.Context, dir string) error {
 	return c.run(ctx, 0, "s6-svc", "-d", pathArg(dir))
 }
 
+// Kill runs s6-svc -k on dir: the supervisor sends SIGKILL to the service. It does not wait.
+// Errors are *CmdError.
+func (c *Client) Kill(ctx context.Context, dir string) error {
+	return c.run(ctx, 0, "s6-svc", "-k", pathArg(dir))
+}
+
 // DownWait runs s6-svc -wD -T <wait> -d on dir: it sends the down command and blocks until the
 // service is down and its finish script has completed, or until wait runs out (s6-svc then
 // exits 99 and DownWait returns a *CmdError). A wait below 1 ms counts as 1 ms (s6 reads -T 0 as

@@ -28,15 +28,23 @@ const pollInterval = 5 * time.Millisecond
 // HasStatus false. Any other problem (permission denied, a symlink or non-regular file, a status
 // file of the wrong size) is an error naming the path. Safe for concurrent use.
 func ReadSupervision(serviceDir string) (Supervision, error) {
-	var v Supervision
 	d, err := safefs.OpenDir(serviceDir)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return v, nil
+			return Supervision{}, nil
 		}
-		return v, err
+		return Supervision{}, err
 	}
 	defer d.Close()
+	return ReadSupervisionAt(d, nil, time.Time{})
+}
+
+// ReadSupervisionAt is ReadSupervision on an open service directory. prev, when not nil, is an
+// earlier read of the same directory: when its StatusID is stable (safefs.FileID.Stable, judged
+// at now) and supervise/status still has that FileID, the decoded status is reused without a
+// read. The lock is probed every time: liveness is never cached.
+func ReadSupervisionAt(d *safefs.Dir, prev *Supervision, now time.Time) (Supervision, error) {
+	var v Supervision
 	sup, err := d.OpenDir("supervise")
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -52,6 +60,14 @@ func ReadSupervision(serviceDir string) (Supervision, error) {
 	}
 	v.Supervised, v.SupervisorPID = locked, pid
 
+	if prev != nil && prev.HasStatus && prev.statusStable {
+		if lst, err := sup.Lstat("status"); err == nil && safefs.IDOf(&lst) == prev.StatusID {
+			// death_tally only grows when the service dies, which rewrites status too.
+			v.HasStatus, v.Status, v.Changed, v.Deaths = true, prev.Status, prev.Changed, prev.Deaths
+			v.StatusID, v.statusStable = prev.StatusID, true
+			return v, nil
+		}
+	}
 	b, fst, err := sup.ReadFile("status", maxStatusSize)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -65,12 +81,20 @@ func ReadSupervision(serviceDir string) (Supervision, error) {
 	}
 	v.HasStatus, v.Status = true, st
 	v.Changed = time.Unix(fst.Mtim.Unix())
+	v.StatusID = safefs.IDOf(&fst)
+	v.statusStable = !now.IsZero() && v.StatusID.Stable(now)
+	v.Deaths = deaths(sup)
+	return v, nil
+}
+
+// deaths counts the records of supervise/death_tally.
+func deaths(sup *safefs.Dir) int {
 	// death_tally holds one 14-byte record (TAI64N, exit code, signal) per death since the
 	// supervisor started: a cheap count of s6's own restarts, no read needed.
 	if dt, err := sup.Lstat("death_tally"); err == nil && dt.Mode&unix.S_IFMT == unix.S_IFREG {
-		v.Deaths = int(dt.Size / deathRecordSize)
+		return int(dt.Size / deathRecordSize)
 	}
-	return v, nil
+	return 0
 }
 
 // deathRecordSize is the size of one supervise/death_tally record.
@@ -134,6 +158,61 @@ func WaitSupervised(ctx context.Context, dir string, timeout time.Duration) erro
 			return fmt.Errorf("wait for supervisor of %s: timed out after %s (supervised=%t, status=%t): %w",
 				dir, timeout, v.Supervised, v.HasStatus, context.DeadlineExceeded)
 		case <-tick.C:
+		}
+	}
+}
+
+// WaitAllSupervised waits, like WaitSupervised, for every dir of a batch at once: it polls only
+// the dirs still waiting, and fails the rest only when stall (default 2 s) passes without one
+// more of them being picked up, so a batch of any size gets the time s6-svscan needs while it
+// keeps spawning supervisors. It returns one error per dir (nil for the ones picked up); a
+// ReadSupervision error fails that dir at once; ctx ending fails every dir still waiting.
+func WaitAllSupervised(ctx context.Context, dirs []string, stall time.Duration) []error {
+	if stall <= 0 {
+		stall = 2 * time.Second
+	}
+	errs := make([]error, len(dirs))
+	waiting := make([]int, len(dirs))
+	for i := range dirs {
+		waiting[i] = i
+	}
+	last := time.Now()
+	interval := pollInterval
+	for {
+		left := waiting[:0]
+		for _, i := range waiting {
+			v, err := ReadSupervision(dirs[i])
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("wait for supervisor of %s: %w", dirs[i], err)
+			case v.Supervised && v.HasStatus:
+			default:
+				left = append(left, i)
+				continue
+			}
+			last = time.Now()
+		}
+		waiting = left
+		if len(waiting) == 0 {
+			return errs
+		}
+		if time.Since(last) >= stall {
+			for _, i := range waiting {
+				errs[i] = fmt.Errorf("wait for supervisor of %s: s6-svscan picked up no slot of the batch for %s (%d of %d still waiting): %w",
+					dirs[i], stall, len(waiting), len(dirs), context.DeadlineExceeded)
+			}
+			return errs
+		}
+		// Poll quickly for a small batch, more gently for a large one (each poll reads every
+		// waiting dir), never slower than 50 ms.
+		interval = min(max(pollInterval, time.Duration(len(waiting))*20*time.Microsecond), 50*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			for _, i := range waiting {
+				errs[i] = fmt.Errorf("wait for supervisor of %s: %w", dirs[i], ctx.Err())
+			}
+			return errs
+		case <-time.After(interval):
 		}
 	}
 }

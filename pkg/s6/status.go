@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/hermes/profile-controller/internal/safefs"
 )
 
 // Status file sizes: 35 bytes for s6 2.2–2.12 and 2.14+, 43 bytes for s6 2.13.x (adds a pgid).
@@ -111,6 +113,9 @@ type Supervision struct {
 	Changed time.Time
 	// Deaths counts the service's deaths since its supervisor started (supervise/death_tally).
 	Deaths int
+	// StatusID identifies the status file version that was decoded (zero without one).
+	StatusID     safefs.FileID
+	statusStable bool
 }
 
 // WantUp reports whether a live supervisor wants the service up.

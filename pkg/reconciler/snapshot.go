@@ -1,0 +1,211 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/observed"
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// roots are the directories every look starts from: HERMES_HOME (with profiles/) and the
+// scandir, opened once per pass or per key so that each profile costs only its own syscalls.
+type roots struct {
+	vol     *desired.Volume // nil when HERMES_HOME cannot be opened (volErr says why)
+	volErr  error
+	scan    *safefs.Dir // nil when the scandir cannot be opened (scanErr says why)
+	scanErr error
+}
+
+func (c *Controller) openRoots() *roots {
+	r := &roots{}
+	r.vol, r.volErr = c.loader.Open()
+	r.scan, r.scanErr = safefs.OpenDir(c.opts.Scandir)
+	if r.scanErr != nil {
+		r.scanErr = fmt.Errorf("read scandir: %w", r.scanErr)
+	}
+	return r
+}
+
+func (r *roots) close() {
+	if r.vol != nil {
+		r.vol.Close()
+	}
+	if r.scan != nil {
+		r.scan.Close()
+	}
+}
+
+// keyState is what the controller keeps about one key between looks: the planner's memory,
+// and what proves parts of the key's state unchanged so they need not be read again.
+type keyState struct {
+	Memory
+	// profile is the last valid read of the profile (its state fields are reused while the
+	// state file keeps a stable FileID).
+	profile *desired.Profile
+	// sup is the last read of the slot's supervisor (its status is reused likewise).
+	sup *s6.Supervision
+	// Files maps each managed file to the stable FileID of a version whose bytes and mode
+	// matched the rendering of Renderer generation Gen. They are kept with the memory, so a
+	// fresh `reconcile --once` need not read and render a slot that has not changed.
+	Files map[string]safefs.FileID `json:",omitempty"`
+	Gen   string                   `json:",omitempty"`
+	// pending is the correction the planner last said waits ("" when none).
+	pending string
+}
+
+// look is one key's snapshot: the planner's input, plus what the caller reports.
+type look struct {
+	Input
+	// gone is true when the key has no valid profile and no slot, foreign entry or staging dir:
+	// there is nothing to remember, so the key is forgotten (junk names never get memory).
+	gone bool
+	// problem is a profile entry reported and skipped (nil when none), with its path.
+	problem *desired.Problem
+	// warning is a state-file warning (the profile is still served).
+	warning string
+}
+
+// snapshot reads one key's full desired and observed state through r into the planner's input.
+// The full pass and the per-key reconcile both build their input here, and only here. ks holds
+// what proves parts of the state unchanged (nil: read everything).
+func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, now time.Time) look {
+	in := Input{Name: name, Boot: boot, Now: now}
+	var lk look
+	if ks != nil {
+		in.Memory = ks.Memory
+	}
+
+	// Desired: the profile, or why there is none.
+	var prev *desired.Profile
+	if ks != nil {
+		prev = ks.profile
+	}
+	var p desired.Profile
+	var present bool
+	var perr error
+	if r.vol == nil {
+		present, perr = name != desired.DefaultProfile, r.volErr
+		if present {
+			perr = fmt.Errorf("%w: %w", desired.ErrUnlisted, r.volErr)
+		}
+	} else {
+		p, present, perr = r.vol.Profile(name, prev, now)
+	}
+	in.Keep = present
+	switch {
+	case perr == nil && present:
+		in.Profile = &p
+	case errors.Is(perr, desired.ErrNotProfile):
+		// A directory without SOUL.md is simply not a profile.
+	case perr != nil && present:
+		in.Problem = perr
+		lk.problem = &desired.Problem{Name: name, Path: entryPath(r, name), Err: perr}
+	}
+
+	// Observed: staging leftover, then the slot.
+	if r.scan == nil {
+		in.Problem = errors.Join(in.Problem, r.scanErr)
+		in.Profile = nil // nothing can be decided without the scandir
+		lk.Input = in
+		return lk
+	}
+	if staging, err := observed.StagingAt(r.scan, name); err == nil {
+		in.Staging = staging
+	}
+	var known *observed.Known
+	if ks != nil && (ks.Files != nil || ks.sup != nil) {
+		known = &observed.Known{Supervision: ks.sup}
+		if ks.Gen == c.opts.Renderer.Generation() {
+			known.Files = ks.Files
+		}
+	}
+	slot, serr := observed.ReadSlotAt(r.scan, name, known, now)
+	if serr != nil {
+		in.Foreign = serr
+	}
+	in.Slot = slot
+
+	// Render only when something must be compared or created.
+	if in.Profile != nil && (slot == nil || len(slot.Same) < len(observed.ManagedFiles)) {
+		files, err := c.opts.Renderer.Render(*in.Profile)
+		if err != nil {
+			in.Problem = fmt.Errorf("render %s: %w", in.Profile.Slot(), err)
+			lk.problem = &desired.Problem{Name: name, Path: in.Profile.Dir, Err: in.Problem}
+			in.Profile = nil
+		} else {
+			in.Files = files
+		}
+	}
+	if in.Profile != nil {
+		lk.warning = in.Profile.Warning
+	}
+	lk.gone = in.Profile == nil && slot == nil && serr == nil && !in.Staging
+	lk.Input = in
+	return lk
+}
+
+// entryPath is the path of a key's entry on the volume, for problem reports.
+func entryPath(r *roots, name string) string {
+	if r.vol == nil {
+		return ""
+	}
+	if name == desired.DefaultProfile {
+		return r.vol.HomePath()
+	}
+	return r.vol.ProfilesPath() + "/" + name
+}
+
+// remember updates ks after a look: the profile and supervisor read, and the managed files now
+// known to match the rendering (only stable FileIDs of files that were compared and agreed).
+func (c *Controller) remember(ks *keyState, lk look, d Decision) {
+	ks.Memory = d.Memory
+	ks.pending = d.Pending
+	ks.profile = lk.Profile
+	ks.sup, ks.Files, ks.Gen = nil, nil, ""
+	slot := lk.Slot
+	if slot == nil {
+		return
+	}
+	if slot.Err == nil {
+		sup := slot.Supervision
+		ks.sup = &sup
+	}
+	if lk.Profile == nil || slot.Err != nil {
+		return // the files were not compared
+	}
+	drifted := map[string]bool{}
+	for _, a := range d.Actions {
+		if a.Kind == Update {
+			for _, f := range a.Files {
+				drifted[f.Name] = true
+			}
+		}
+	}
+	files := make(map[string]safefs.FileID, len(observed.ManagedFiles))
+	for _, name := range observed.ManagedFiles {
+		id, ok := slot.IDs[name]
+		if !ok || drifted[name] {
+			continue
+		}
+		if slot.Same[name] || id.Stable(lk.Now) {
+			files[name] = id
+		}
+	}
+	ks.Files, ks.Gen = files, c.opts.Renderer.Generation()
+}
+
+// keyForScandirEntry maps "gateway-<n>" and ".gateway-<n>.tmp" to n.
+func keyForScandirEntry(name string) (string, bool) {
+	if s6.IsStagingName(name) {
+		return strings.TrimSuffix(strings.TrimPrefix(name, "."+desired.SlotPrefix), ".tmp"), true
+	}
+	if k, ok := strings.CutPrefix(name, desired.SlotPrefix); ok && k != "" {
+		return k, true
+	}
+	return "", false
+}

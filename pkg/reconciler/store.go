@@ -1,0 +1,169 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/hermes/profile-controller/internal/safefs"
+)
+
+// memoryDir is where a running controller keeps each profile's memory (runtime dir, tmpfs): one
+// small JSON file per profile, so `status` can show backoffs and pending corrections and a
+// restarted controller keeps its crash-loop backoff. Writing one profile's memory costs that
+// profile's bytes only, whatever the number of profiles.
+const memoryDir = "memory"
+
+// maxMemoryFileSize caps the read of one memory file.
+const maxMemoryFileSize = 16 << 10
+
+// store batches writes of per-profile memory files: put and forget only mark a key, and flush
+// writes every marked key once. A flush per 250 ms (Run) bounds the writes per key and second.
+type store struct {
+	dir   string
+	mu    sync.Mutex
+	dirty map[string]*record // nil value: forget (remove the file)
+	once  sync.Once
+	// flushMu serialises flushes (they share the temp file).
+	flushMu sync.Mutex
+}
+
+func newStore(runtimeDir string) *store {
+	return &store{dir: filepath.Join(runtimeDir, memoryDir), dirty: map[string]*record{}}
+}
+
+// record is what a memory file holds: the planner's memory of the profile, and which slot files
+// are known to match which rendering generation.
+type record struct {
+	Memory
+	Files map[string]safefs.FileID `json:",omitempty"`
+	Gen   string                   `json:",omitempty"`
+}
+
+func (s *store) put(key string, m record) {
+	s.mu.Lock()
+	s.dirty[key] = &m
+	s.mu.Unlock()
+}
+
+func (s *store) forget(key string) {
+	s.mu.Lock()
+	s.dirty[key] = nil
+	s.mu.Unlock()
+}
+
+// fileName maps a key to its file: keys come from directory entries, so they hold no '/' or
+// NUL; dot-names are kept apart from the temp file.
+func fileName(key string) string { return "m-" + key }
+
+// flush writes every marked key (temp + rename) and removes forgotten ones. It returns the
+// errors joined; a key that failed stays marked unless a newer put replaced it.
+func (s *store) flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	batch := s.dirty
+	s.dirty = map[string]*record{}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return fmt.Errorf("memory dir: %w", err)
+	}
+	var errs []error
+	tmp := filepath.Join(s.dir, ".tmp")
+	for key, m := range batch {
+		path := filepath.Join(s.dir, fileName(key))
+		if m == nil {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		b, err := json.Marshal(m)
+		if err == nil {
+			err = os.WriteFile(tmp, b, 0o644)
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			s.mu.Lock()
+			if _, newer := s.dirty[key]; !newer {
+				s.dirty[key] = m
+			}
+			s.mu.Unlock()
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("save memory in %s: %w", s.dir, errors.Join(errs...))
+	}
+	return nil
+}
+
+// load reads every memory file: the controller's memory of each profile.
+func (s *store) load() map[string]record {
+	out := map[string]record{}
+	d, err := safefs.OpenDir(s.dir)
+	if err != nil {
+		return out
+	}
+	defer d.Close()
+	names, _ := d.ReadDirNames()
+	for _, n := range names {
+		key, ok := strings.CutPrefix(n, "m-")
+		if !ok {
+			continue
+		}
+		b, _, err := d.ReadFile(n, maxMemoryFileSize)
+		if err != nil {
+			continue
+		}
+		var m record
+		if json.Unmarshal(b, &m) == nil {
+			out[key] = m
+		}
+	}
+	return out
+}
+
+// loadMemory reads the memory files once, if there are any; a missing or corrupt one means no
+// memory of that profile.
+func (c *Controller) loadMemory() {
+	c.store.once.Do(func() {
+		mem := c.store.load()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for k, m := range mem {
+			if c.keys[k] == nil {
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen}
+			}
+		}
+	})
+}
+
+// flushMemory writes the marked memory files; a failure is logged only.
+func (c *Controller) flushMemory() {
+	if err := c.store.flush(); err != nil {
+		c.opts.Log.Error(err, "Could not persist controller memory")
+	}
+}
+
+// sameDurable reports whether two key states would write the same memory file.
+func sameDurable(x, y keyState) bool {
+	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) {
+		return false
+	}
+	a, b := x.Memory, y.Memory
+	return a.Intent == b.Intent && a.Accepted == b.Accepted && a.IntentSince.Equal(b.IntentSince) && a.StartedAt.Equal(b.StartedAt) &&
+		a.Crashed == b.Crashed && a.Failures == b.Failures && a.NextStart.Equal(b.NextStart) &&
+		a.TerminatingSince.Equal(b.TerminatingSince) && a.Killed == b.Killed
+}
