@@ -288,4 +288,61 @@ var _ = Describe("Controller.Run", func() {
 		Eventually(supervision(slotDir("coder"))).WithTimeout(5 * time.Second).Should(isUp)
 		Expect(logs.count(0, kv("action", "start gateway-coder (drift)"))).To(BeZero())
 	})
+
+	It("never queues junk entries of profiles/ nor keeps memory of them, and still sees one become a profile", func() {
+		start()
+		for i := range 2000 {
+			Expect(os.Mkdir(filepath.Join(home, "profiles", fmt.Sprintf("junk%05d", i)), 0o755)).To(Succeed())
+		}
+		addProfile("coder", `{"desired_state":"running"}`)
+		created("coder")
+
+		// A junk entry that gets its SOUL.md (and a state file) becomes a profile: its watch sees it.
+		junk := filepath.Join(home, "profiles", "junk00005")
+		writeState(junk, `{"desired_state":"running"}`)
+		Expect(os.WriteFile(filepath.Join(junk, "SOUL.md"), []byte("# now a profile\n"), 0o644)).To(Succeed())
+		created("junk00005")
+
+		memory := func() ([]string, error) {
+			ents, err := os.ReadDir(filepath.Join(runtimeDir, "memory"))
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			return names, err
+		}
+		Eventually(memory).Should(ConsistOf("m-default", "m-coder", "m-junk00005"))
+		Consistently(memory).WithTimeout(600 * time.Millisecond).Should(ConsistOf("m-default", "m-coder", "m-junk00005"))
+		Expect(logs.count(0, `"msg"="Reconciled"`, `"profile"="junk00001"`)).To(BeZero(), "a junk name was reconciled")
+	})
+
+	It("kills the gateway of a deleted profile that ignores SIGTERM, without holding up other profiles", func() {
+		tpl := sleepTemplates
+		tpl.Run = "#!/bin/sh\ncase \"$(pwd -P)\" in */gateway-stubborn) trap '' TERM ;; esac\nexec sleep 1000\n"
+		rend, err := reconciler.NewRenderer(tpl, nil, home, "")
+		Expect(err).NotTo(HaveOccurred())
+		opts.Renderer = rend
+		opts.UnregisterTimeout = time.Second
+		opts.Workers = 1 // one worker: a waiting unregister would hold up everything else
+		start()
+		addProfile("stubborn", `{"desired_state":"running"}`)
+		coder := addProfile("coder", `{"desired_state":"running"}`)
+		created("stubborn")
+		created("coder")
+		pid := supervision(slotDir("stubborn"))(Default).Status.PID
+
+		Expect(os.RemoveAll(filepath.Join(home, "profiles", "stubborn"))).To(Succeed())
+		Eventually(func() int {
+			return logs.count(0, `"msg"="Applied action"`, kv("action", "terminate gateway-stubborn"))
+		}).Should(Equal(1))
+		writeState(coder, `{"desired_state":"stopped"}`)
+
+		// The other profile's edit goes through while the stubborn gateway is still running.
+		Eventually(supervision(slotDir("coder"))).WithTimeout(500 * time.Millisecond).Should(HaveField("Status.WantUp", BeFalse()))
+		Expect(exists(fmt.Sprintf("/proc/%d", pid))).To(BeTrue(), "the stubborn gateway died of SIGTERM after all")
+		// Killed after the unregister timeout, then its slot is removed.
+		Eventually(func() bool { return exists(slotDir("stubborn")) }).WithTimeout(5 * time.Second).Should(BeFalse())
+		Expect(logs.count(0, `"msg"="Applied action"`, kv("action", "kill gateway-stubborn"))).To(Equal(1))
+		Eventually(func() bool { return exists(fmt.Sprintf("/proc/%d", pid)) }).Should(BeFalse())
+	})
 })

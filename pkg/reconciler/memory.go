@@ -42,6 +42,8 @@ type Memory struct {
 	// taking it down; Killed is set once it sent SIGKILL (see planUnregister).
 	TerminatingSince time.Time
 	Killed           bool
+	// TermSent is set once the controller's s6-svc -d of a terminating slot went through.
+	TermSent bool
 }
 
 // backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).
@@ -119,6 +121,8 @@ func (m Memory) applied(a Action) Memory {
 		m.Accepted = desired.Up
 	case Stop:
 		m.Accepted = desired.Down
+	case Terminate:
+		m.TermSent = true
 	}
 	return m
 }

@@ -87,7 +87,7 @@ func PlanProfile(in Input, r Rules) Decision {
 		}
 		return d
 	}
-	d.Memory.TerminatingSince, d.Memory.Killed = time.Time{}, false
+	d.Memory.TerminatingSince, d.Memory.Killed, d.Memory.TermSent = time.Time{}, false, false
 	intent := p.IntentAt(in.Boot)
 	if slot == nil {
 		d.Actions = append(d.Actions, Action{Kind: Create, Profile: p.Name, Slot: p.Slot(), Down: intent != desired.Up, Files: in.Files})
@@ -184,7 +184,9 @@ func planUnregister(d *Decision, in Input, r Rules) {
 	case slot.Err == nil && (!sup.Supervised || !sup.HasStatus || (!sup.Status.Up() && !sup.Status.WantUp)):
 		d.Actions = append(d.Actions, remove)
 		return
-	case slot.Err == nil && sup.Status.WantUp:
+	case slot.Err == nil && sup.Status.WantUp && (!m.TermSent || sup.Changed.After(m.TerminatingSince)):
+		// Not asked yet, or asked up again by someone since: s6-svc -d (s6 applies it
+		// asynchronously, so a look right after the first one may still see it wanted up).
 		d.Actions = append(d.Actions, Action{Kind: Terminate, Profile: in.Name, Slot: slot.Name})
 	case m.Killed && waited >= r.UnregisterTimeout+killGrace:
 		d.Actions = append(d.Actions, remove)

@@ -372,6 +372,16 @@ func TestPlanUnregisterTimeline(t *testing.T) {
 	if got := actionStrings(d.Actions); !cmp.Equal(got, []string{"terminate gateway-old"}) || !d.Memory.TerminatingSince.Equal(t0) {
 		t.Fatalf("first look: %v %+v", got, d.Memory)
 	}
+	// s6 applies -d asynchronously: a look before it did is no reason to say it again.
+	sent := d.Memory.applied(Action{Kind: Terminate})
+	if d2 := step(sent, up, t0.Add(time.Millisecond)); len(d2.Actions) != 0 {
+		t.Fatalf("terminate sent twice: %v", actionStrings(d2.Actions))
+	}
+	// Someone asks it up again after that: say down again.
+	reupped := s6.Status{PID: 8, WantUp: true, Stamp: t0.Add(time.Second)}
+	if d2 := step(sent, reupped, t0.Add(2*time.Second)); !cmp.Equal(actionStrings(d2.Actions), []string{"terminate gateway-old"}) {
+		t.Fatalf("re-upped: %v", actionStrings(d2.Actions))
+	}
 	d = step(d.Memory, goingDown, t0.Add(time.Second))
 	if len(d.Actions) != 0 || d.RequeueAfter <= 0 || !strings.HasPrefix(d.Pending, "Terminating") {
 		t.Fatalf("still going down: %+v", d)

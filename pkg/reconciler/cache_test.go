@@ -1,0 +1,195 @@
+package reconciler
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// Every cache proves a file unchanged by its FileID (device, inode, size, mode, mtime, ctime)
+// and distrusts one taken within RacyWindow of the file's last change. These tests change the
+// files every way an operator, a gateway or an attacker can, and check the very next look sees
+// the change: the state file's intent, and a slot file's bytes.
+
+// cacheVolume has one profile "coder" with a converged slot that no supervisor holds (so every
+// look plans only "rescan"); now is the clock.
+func cacheVolume(t *testing.T, now func() time.Time) (c *Controller, stateFile, runFile string) {
+	t.Helper()
+	root := t.TempDir()
+	home, scandir := filepath.Join(root, "home"), filepath.Join(root, "service")
+	dir := filepath.Join(home, "profiles", "coder")
+	for _, err := range []error{
+		os.MkdirAll(dir, 0o755), os.MkdirAll(scandir, 0o755),
+		os.WriteFile(filepath.Join(dir, "SOUL.md"), []byte("x"), 0o644),
+		os.WriteFile(filepath.Join(dir, "gateway_state.json"), []byte(`{"desired_state":"running"}`), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewRenderer(Templates{}, nil, home, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = New(Options{HermesHome: home, Scandir: scandir, RuntimeDir: filepath.Join(root, "run"),
+		Services: nopS6{}, Scanner: nopS6{}, Renderer: r, Log: logr.Discard(), Now: now})
+	p, _, err := c.loader.LoadProfile("coder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := r.Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s6.CreateSlot(scandir, "gateway-coder", files, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c, filepath.Join(dir, "gateway_state.json"), filepath.Join(scandir, "gateway-coder", "run")
+}
+
+// lookCoder looks at "coder" once, remembering what it read (as ReconcileKey does), and returns
+// the actions it would take.
+func lookCoder(t *testing.T, c *Controller) []string {
+	t.Helper()
+	r := c.openRoots()
+	defer r.close()
+	lk, d := c.look(r, "coder", false, c.opts.Now())
+	c.commit(lk, d, Result{}, c.opts.Now())
+	return actionStrings(d.Actions)
+}
+
+// change rewrites path with data the given way, then puts its mtime back, so that only the
+// inode or the ctime can tell.
+type change func(t *testing.T, path string, data []byte)
+
+func keepMtime(t *testing.T, path string, f func()) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f()
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var changes = map[string]change{
+	"in-place write, same size and mtime": func(t *testing.T, path string, data []byte) {
+		keepMtime(t, path, func() {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err == nil {
+				_, err = f.WriteAt(data, 0)
+				f.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	},
+	"rename over it, same size and mtime": func(t *testing.T, path string, data []byte) {
+		keepMtime(t, path, func() {
+			tmp := path + ".new"
+			if err := os.WriteFile(tmp, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		})
+	},
+	"swapped for a file made earlier with the same size and mtime": func(t *testing.T, path string, data []byte) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := filepath.Join(filepath.Dir(path), "other")
+		if err := os.WriteFile(other, data, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(other, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(other, path); err != nil {
+			t.Fatal(err)
+		}
+	},
+}
+
+const converged = "rescan gateway-coder"
+
+func TestCacheSeesEveryChange(t *testing.T) {
+	later := func() time.Time { return time.Now().Add(time.Hour) } // every FileID is stable
+	for name, ch := range changes {
+		t.Run("state file: "+name, func(t *testing.T) {
+			c, state, _ := cacheVolume(t, later)
+			if got := lookCoder(t, c); strings.Join(got, ",") != converged {
+				t.Fatalf("not converged: %v", got)
+			}
+			if got := lookCoder(t, c); strings.Join(got, ",") != converged {
+				t.Fatalf("second look (cached): %v", got)
+			}
+			if ks := c.state("coder"); ks.profile == nil || !ks.profile.StateStable {
+				t.Fatalf("the state file was not cached: %+v", ks.profile)
+			}
+			ch(t, state, []byte(`{"desired_state":"stopped"}`))
+			if got := lookCoder(t, c); strings.Join(got, ",") != "mark gateway-coder +down,rescan gateway-coder" {
+				t.Errorf("after the change: %v, want the new intent (down) acted on", got)
+			}
+		})
+		t.Run("slot file: "+name, func(t *testing.T) {
+			c, _, run := cacheVolume(t, later)
+			lookCoder(t, c)
+			if ks := c.state("coder"); len(ks.Files) != 4 {
+				t.Fatalf("slot files not cached: %v", ks.Files)
+			}
+			if got := lookCoder(t, c); strings.Join(got, ",") != converged {
+				t.Fatalf("second look (cached): %v", got)
+			}
+			b, err := os.ReadFile(run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-2] ^= 1 // same size, other bytes
+			ch(t, run, b)
+			if got := lookCoder(t, c); len(got) == 0 || got[0] != "update gateway-coder run" {
+				t.Errorf("after the change: %v, want run rewritten", got)
+			}
+		})
+	}
+}
+
+// TestCacheRacyWindow: a FileID taken within RacyWindow of the file's change proves nothing, so
+// two writes inside one timestamp tick (same size, same mtime) are still told apart.
+func TestCacheRacyWindow(t *testing.T) {
+	c, state, _ := cacheVolume(t, time.Now)
+	lookCoder(t, c)
+	if ks := c.state("coder"); ks.profile == nil || ks.profile.StateStable {
+		t.Fatalf("a just-written state file was trusted: %+v", ks.profile)
+	}
+	changes["in-place write, same size and mtime"](t, state, []byte(`{"desired_state":"stopped"}`))
+	if got := lookCoder(t, c); strings.Join(got, ",") != "mark gateway-coder +down,rescan gateway-coder" {
+		t.Errorf("after the change: %v, want the new intent (down) acted on", got)
+	}
+}
+
+// TestCacheConfigGeneration: slot files known to match one rendering are compared again under
+// another configuration.
+func TestCacheConfigGeneration(t *testing.T) {
+	c, _, _ := cacheVolume(t, func() time.Time { return time.Now().Add(time.Hour) })
+	lookCoder(t, c)
+	r, err := NewRenderer(Templates{}, map[string]string{"NEW": "1"}, c.opts.HermesHome, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.opts.Renderer = r
+	if got := lookCoder(t, c); len(got) == 0 || got[0] != "update gateway-coder run" {
+		t.Errorf("under a new config: %v, want run rewritten", got)
+	}
+}

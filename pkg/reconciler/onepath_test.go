@@ -1,0 +1,174 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/s6"
+)
+
+// nopS6 is an s6 that is never reached in these tests (nothing is applied).
+type nopS6 struct{}
+
+func (nopS6) Up(context.Context, string) error          { return errors.New("unexpected") }
+func (nopS6) Down(context.Context, string) error        { return errors.New("unexpected") }
+func (nopS6) Kill(context.Context, string) error        { return errors.New("unexpected") }
+func (nopS6) Rescan(context.Context, string) error      { return errors.New("unexpected") }
+func (nopS6) RescanPrune(context.Context, string) error { return errors.New("unexpected") }
+
+// onePathVolume lays out on real files every situation the full pass and the per-key path once
+// decided differently: valid profiles with and without slots, a directory without SOUL.md, an
+// invalid name, a symlinked profile, profiles/default, orphaned slots (up and down), a foreign
+// file and a symlink under slot names, staging leftovers with and without a profile, and a
+// profile whose render fails.
+func onePathVolume(t *testing.T) (*Controller, string) {
+	t.Helper()
+	root := t.TempDir()
+	home, scandir := filepath.Join(root, "home"), filepath.Join(root, "service")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	profile := func(name, state string) {
+		dir := filepath.Join(home, "profiles", name)
+		must(os.MkdirAll(dir, 0o755))
+		must(os.WriteFile(filepath.Join(dir, "SOUL.md"), []byte("x"), 0o644))
+		if state != "" {
+			must(os.WriteFile(filepath.Join(dir, "gateway_state.json"), []byte(state), 0o644))
+		}
+	}
+	must(os.MkdirAll(scandir, 0o755))
+	must(os.MkdirAll(filepath.Join(home, "profiles"), 0o755))
+	must(os.WriteFile(filepath.Join(home, "gateway_state.json"), []byte(`{"gateway_state":"running"}`), 0o644))
+	profile("alpha", `{"desired_state":"running"}`)
+	profile("beta", `{"desired_state":"stopped"}`)
+	profile("gamma", `{"gateway_state":"starting"}`)
+	profile("Bad", `{}`)
+	profile("foreignfile", `{}`)
+	profile("foreignlink", `{}`)
+	profile("stagingtoo", `{"gateway_state":"running"}`)
+	profile("renderfails", `{}`)
+	profile("default", `{}`)
+	must(os.MkdirAll(filepath.Join(home, "profiles", "nosoul"), 0o755))
+	must(os.Symlink(filepath.Join(home, "profiles", "alpha"), filepath.Join(home, "profiles", "linked")))
+
+	r, err := NewRenderer(Templates{Run: `#!/bin/sh
+{{if eq .Name "renderfails"}}{{.NoSuchField}}{{end}}exec sleep 1
+`}, nil, home, "")
+	must(err)
+	files := func(name string) []s6.File {
+		t.Helper()
+		p, _, err := (&Controller{loader: loaderFor(home)}).loader.LoadProfile(name)
+		must(err)
+		f, err := r.Render(p)
+		must(err)
+		return f
+	}
+	must(s6.CreateSlot(scandir, "gateway-alpha", files("alpha"), false, nil))
+	must(s6.CreateSlot(scandir, "gateway-beta", files("beta"), false, nil))
+	orphan := files("alpha")
+	must(s6.CreateSlot(scandir, "gateway-orphan", orphan, true, nil))
+	must(s6.CreateSlot(scandir, "gateway-nosoul", orphan, true, nil))
+	must(os.WriteFile(filepath.Join(scandir, "gateway-foreignfile"), []byte("x"), 0o644))
+	must(os.Symlink("/", filepath.Join(scandir, "gateway-foreignlink")))
+	must(os.Mkdir(filepath.Join(scandir, ".gateway-stagingtoo.tmp"), 0o755))
+	must(os.Mkdir(filepath.Join(scandir, ".gateway-zz.tmp"), 0o755))
+
+	c := New(Options{
+		HermesHome: home, Scandir: scandir, RuntimeDir: filepath.Join(root, "run"),
+		Services: nopS6{}, Scanner: nopS6{}, Renderer: r, Log: logr.Discard(),
+		Now: func() time.Time { return t0 },
+	})
+	return c, home
+}
+
+// TestOnePath: the full pass and the per-key reconcile decide the same for every key, on the
+// boot pass and at runtime, because both build the snapshot in Controller.snapshot and plan it
+// with PlanProfile. The table pins what that one decision is.
+func TestOnePath(t *testing.T) {
+	want := map[string][]string{
+		"default":     {"create gateway-default (up)"},
+		"alpha":       nil, // slot up, unsupervised: rescan below
+		"beta":        nil,
+		"gamma":       {"create gateway-gamma (down)"},
+		"Bad":         nil, // invalid name: reported, skipped
+		"foreignfile": nil, // foreign entry under the slot name: reported, never touched
+		"foreignlink": nil,
+		"stagingtoo":  {"clean-staging .gateway-stagingtoo.tmp", "create gateway-stagingtoo (up)"},
+		"renderfails": nil, // render failure: reported, skipped
+		"nosoul":      nil, // its directory still exists (no SOUL.md): the slot is kept
+		"orphan":      {"unregister gateway-orphan"},
+		"zz":          {"clean-staging .gateway-zz.tmp"},
+		"linked":      nil, // symlinked profile dir: reported, skipped
+	}
+	runtimeExtra := map[string][]string{
+		"alpha": {"rescan gateway-alpha"},
+		"beta":  {"mark gateway-beta +down", "rescan gateway-beta"},
+	}
+	bootExtra := map[string][]string{
+		"alpha": {"rescan gateway-alpha"},
+		"beta":  {"mark gateway-beta +down", "rescan gateway-beta"},
+	}
+	for _, boot := range []bool{false, true} {
+		name := "runtime"
+		extra := runtimeExtra
+		if boot {
+			name, extra = "boot", bootExtra
+		}
+		t.Run(name, func(t *testing.T) {
+			c, _ := onePathVolume(t)
+			r := c.openRoots()
+			defer r.close()
+			l, full := c.plan(r, boot, t0)
+			if len(full) != len(want) {
+				t.Errorf("the full pass looked at %d keys %v, want %d", len(full), l.keys, len(want))
+			}
+			for _, p := range full {
+				perKey, d := c.look(r, p.Name, boot, t0)
+				got := actionStrings(p.Actions)
+				if boot && p.Profile != nil {
+					got = got[1:] // the boot pass's clean-stale comes first
+				}
+				if diff := cmp.Diff(actionStrings(d.Actions), got, equateNil); diff != "" {
+					t.Errorf("%s: per-key and full pass disagree (-per-key +full):\n%s", p.Name, diff)
+				}
+				if (perKey.problem == nil) != (p.problem == nil) || (perKey.Foreign == nil) != (p.Foreign == nil) {
+					t.Errorf("%s: per-key and full pass report differently: %v/%v vs %v/%v", p.Name, perKey.problem, perKey.Foreign, p.problem, p.Foreign)
+				}
+				w, ok := want[p.Name]
+				if !ok {
+					t.Errorf("unexpected key %q", p.Name)
+					continue
+				}
+				if e := extra[p.Name]; e != nil {
+					w = e
+				}
+				if diff := cmp.Diff(w, got, equateNil); diff != "" {
+					t.Errorf("%s: actions (-want +got):\n%s", p.Name, diff)
+				}
+			}
+			for _, k := range []string{"Bad", "linked", "renderfails"} {
+				if lk, _ := c.look(r, k, boot, t0); lk.problem == nil {
+					t.Errorf("%s: no problem reported", k)
+				}
+			}
+			for _, k := range []string{"foreignfile", "foreignlink"} {
+				if lk, _ := c.look(r, k, boot, t0); lk.Foreign == nil {
+					t.Errorf("%s: foreign entry not reported", k)
+				}
+			}
+		})
+	}
+}
+
+func loaderFor(home string) desired.Loader { return desired.Loader{Home: home} }
