@@ -1,11 +1,11 @@
 package main
 
 // Configuration: the --config YAML file, then the environment, then flags (flags win). This file
-// decodes the file strictly, overlays the environment, fills defaults and validates the result;
-// main overlays the flags between ApplyEnv and Default.
+// reads the file safely, overlays the environment, fills defaults and validates the result;
+// decode.go decodes the file strictly, and loadConfig (app.go) overlays the flags between
+// ApplyEnv and Default.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,52 +18,54 @@ import (
 	"text/template"
 	"time"
 
+	yaml "go.yaml.in/yaml/v3"
+
 	"github.com/hermes/profile-controller/pkg/reconciler"
 )
 
 // Config is the controller's configuration: --config YAML, then environment, then flags.
 type Config struct {
 	// HermesHome is the persistent volume (default /opt/data; env HERMES_HOME).
-	HermesHome string `json:"hermesHome,omitempty"`
+	HermesHome string `yaml:"hermesHome,omitempty"`
 	// Scandir is s6-svscan's scan directory (default /run/service; env S6_PROFILE_GATEWAY_SCANDIR).
-	Scandir string `json:"scandir,omitempty"`
+	Scandir string `yaml:"scandir,omitempty"`
 	// S6BinDir holds the s6 binaries (default /command, falling back to /usr/bin when /command/s6-svc is absent).
-	S6BinDir string `json:"s6BinDir,omitempty"`
+	S6BinDir string `yaml:"s6BinDir,omitempty"`
 	// RuntimeDir is a tmpfs dir for the boot marker and the controller lock (default /run/profile-controller).
-	RuntimeDir string `json:"runtimeDir,omitempty"`
+	RuntimeDir string `yaml:"runtimeDir,omitempty"`
 	// ResyncPeriod is the periodic full resync (default 10s).
-	ResyncPeriod Duration `json:"resyncPeriod,omitempty"`
+	ResyncPeriod Duration `yaml:"resyncPeriod,omitempty"`
 	// SettlePeriod is how long an external s6 change is left alone before it is corrected (default 15s).
-	SettlePeriod Duration `json:"settlePeriod,omitempty"`
+	SettlePeriod Duration `yaml:"settlePeriod,omitempty"`
 	// MinUptime: a gateway the controller started that goes down sooner counts as a crash (default 10s).
-	MinUptime Duration `json:"minUptime,omitempty"`
+	MinUptime Duration `yaml:"minUptime,omitempty"`
 	// UnregisterTimeout bounds the wait for a slot to go down before removal (default 10s).
-	UnregisterTimeout Duration `json:"unregisterTimeout,omitempty"`
+	UnregisterTimeout Duration `yaml:"unregisterTimeout,omitempty"`
 	// CommandTimeout bounds each s6 command (default 5s).
-	CommandTimeout Duration `json:"commandTimeout,omitempty"`
+	CommandTimeout Duration `yaml:"commandTimeout,omitempty"`
 	// ServicesMax is s6-svscan's service limit, loggers included (default 1000; 0 keeps the default).
-	ServicesMax int `json:"servicesMax,omitempty"`
+	ServicesMax int `yaml:"servicesMax,omitempty"`
 	// GatewayUser runs the gateway; its group may drive the slots through the supervise skeleton
 	// (empty: no privilege drop, no skeleton).
-	GatewayUser string `json:"gatewayUser,omitempty"`
+	GatewayUser string `yaml:"gatewayUser,omitempty"`
 	// ExtraEnv is exported in every run script, as shell-quoted export lines sorted by key.
-	ExtraEnv map[string]string `json:"extraEnv,omitempty"`
+	ExtraEnv map[string]string `yaml:"extraEnv,omitempty"`
 	// Templates override the rendered service files (Go text/template).
-	Templates Templates `json:"templates,omitempty"`
+	Templates Templates `yaml:"templates,omitempty"`
 	// MetricsAddr, when set (e.g. "127.0.0.1:9464"), serves /metrics, /healthz and /readyz
 	// during `run` (default: off).
-	MetricsAddr string `json:"metricsAddr,omitempty"`
+	MetricsAddr string `yaml:"metricsAddr,omitempty"`
 	// LogFormat is "json" or "console" (default json for run, console otherwise).
-	LogFormat string `json:"logFormat,omitempty"`
+	LogFormat string `yaml:"logFormat,omitempty"`
 	// Verbosity is the logr V level enabled (default 0).
-	Verbosity int `json:"verbosity,omitempty"`
+	Verbosity int `yaml:"verbosity,omitempty"`
 }
 
 // Templates are Go text/templates for the service files; empty means the built-in default.
 type Templates struct {
-	Run    string `json:"run,omitempty"`
-	Finish string `json:"finish,omitempty"`
-	LogRun string `json:"logRun,omitempty"`
+	Run    string `yaml:"run,omitempty"`
+	Finish string `yaml:"finish,omitempty"`
+	LogRun string `yaml:"logRun,omitempty"`
 }
 
 // Duration is a time.Duration that decodes from "10s"-style strings. Zero means "use the
@@ -102,20 +104,42 @@ const MaxConfigFileSize = 1 << 20
 // path itself is chosen by the operator), owned by root or by the current user, and neither
 // group- nor world-writable. It is opened non-blocking so that a FIFO is refused, not waited on.
 //
-// Decoding is strict: an unknown field (also one that differs from a known field only in
-// case), a duplicate key, a second YAML document, a malformed duration or a value of the wrong
-// type is an error. Every error is one line of the form "config <path>: <what> at line <n>".
+// Decoding is strict (see decodeConfig): an unknown field (also one that differs from a known
+// field only in case), a duplicate key, a second YAML document, a malformed duration or a value
+// of the wrong type is an error. Every problem of the file is reported at once, one line each,
+// in line order: "config: <path>: line <n>: <what>".
 func LoadConfigFile(path string) (Config, error) {
 	data, err := readConfigFile(path, os.Geteuid())
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, prefixLines("config: "+path+": ", err)
 	}
 	cfg, err := decodeConfig(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, prefixLines("config: "+path+": ", err)
 	}
 	return cfg, nil
 }
+
+// prefixLines returns err with prefix put before every line of its message; errors.Is and
+// errors.As still see err.
+func prefixLines(prefix string, err error) error {
+	return &prefixedError{prefix: prefix, err: err}
+}
+
+type prefixedError struct {
+	prefix string
+	err    error
+}
+
+func (e *prefixedError) Error() string {
+	lines := strings.Split(e.err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = e.prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *prefixedError) Unwrap() error { return e.err }
 
 // readConfigFile opens path, checks it with checkConfigFile and reads at most MaxConfigFileSize bytes.
 func readConfigFile(path string, euid int) ([]byte, error) {
@@ -181,24 +205,31 @@ func fileKind(m fs.FileMode) string {
 	}
 }
 
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+// UnmarshalYAML decodes a Go duration string such as "10s" or "1m30s"; null leaves d as is.
+// Negative durations, bare numbers and non-scalars are errors, returned as a *yaml.TypeError so
+// that the decoder goes on and reports every other problem of the file in the same pass.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	fail := func(format string, args ...any) error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
+	}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null":
 		return nil
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
+		if err := d.Set(n.Value); err != nil {
+			return fail("%v", err)
+		}
+		return nil
+	case n.Kind == yaml.ScalarNode:
+		return fail("expected a duration such as \"10s\" or \"1m30s\", got %s", n.Value)
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("expected a duration such as \"10s\" or \"1m30s\", got %s", b)
-	}
-	return d.Set(s)
+	return fail("expected a duration such as \"10s\" or \"1m30s\", got %s", nodeKind(n))
 }
 
-// MarshalJSON encodes d as a duration string ("10s").
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(d.Duration.String())
-}
+// MarshalYAML encodes d as a duration string ("10s").
+func (d Duration) MarshalYAML() (any, error) { return d.Duration.String(), nil }
 
-// Set parses a duration string such as "10s"; it makes *Duration a flag.Value. Negative
-// durations are refused.
+// Set parses a duration string such as "10s". Negative durations are refused.
 func (d *Duration) Set(s string) error {
 	v, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
@@ -271,8 +302,8 @@ var (
 	gatewayUserRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
 )
 
-// Validate checks a defaulted config and returns one error (one line, every problem joined by
-// "; ", no "config:" prefix: the caller adds it) or nil: paths absolute, durations positive, servicesMax and verbosity not negative,
+// Validate checks a defaulted config and returns nil or one error with one line per problem (no
+// "config:" prefix: the caller adds it): paths absolute, durations positive, servicesMax and verbosity not negative,
 // logFormat "", "json" or "console", gatewayUser a plain account name, extraEnv keys shell
 // variable names and values free of NUL bytes, and each template parsing as a Go text/template
 // with funcs (which must hold every function the renderer provides, e.g. shquote).
@@ -334,7 +365,7 @@ func (c Config) Validate(funcs template.FuncMap) error {
 		}
 	}
 	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
+		return errors.New(strings.Join(problems, "\n"))
 	}
 	return nil
 }

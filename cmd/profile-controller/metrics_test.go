@@ -31,7 +31,11 @@ func TestServeMetrics(t *testing.T) {
 	cfg := Config{HermesHome: filepath.Join(root, "home"), Scandir: filepath.Join(root, "service"), RuntimeDir: filepath.Join(root, "run"), S6BinDir: "/usr/bin"}
 	cfg.Default(nil)
 	reg := prometheus.NewRegistry()
-	ctl, err := newController(cfg, logr.Discard(), reg)
+	r, err := newRenderer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := newController(cfg, r, logr.Discard(), reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

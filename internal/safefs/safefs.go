@@ -170,7 +170,12 @@ func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
 		if n == 0 {
 			break
 		}
+		short := len(b)+n < cap(b)
 		b = b[:len(b)+n]
+		if short && int64(len(b)) == st.Size {
+			// A regular file reads short only at its end: no second read(2) for the EOF.
+			break
+		}
 	}
 	if int64(len(b)) > max {
 		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: limit %d", ErrTooBig, max)}

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -135,6 +136,20 @@ func (l Loader) Open() (*Volume, error) {
 	}
 	v.profiles = profiles
 	return v, nil
+}
+
+// Identity identifies the directories this Volume opened: device and inode of HERMES_HOME and
+// of profiles/ (zero when profiles/ was not opened). A change means another file system, or
+// another directory, now answers to the same paths (a lazy unmount, a volume swapped under us).
+func (v *Volume) Identity() (id [2]safefs.FileID) {
+	var st unix.Stat_t
+	if unix.Fstat(v.home.FD(), &st) == nil {
+		id[0] = safefs.FileID{Dev: st.Dev, Ino: st.Ino}
+	}
+	if v.profiles != nil && unix.Fstat(v.profiles.FD(), &st) == nil {
+		id[1] = safefs.FileID{Dev: st.Dev, Ino: st.Ino}
+	}
+	return id
 }
 
 // Close closes the volume's descriptors.
@@ -274,8 +289,8 @@ func loadEntry(profiles *safefs.Dir, name string, prev *Profile, now time.Time) 
 	}
 	defer d.Close()
 	if name == DefaultProfile {
-		return Profile{}, fmt.Errorf("%q is reserved for the root profile (HERMES_HOME itself, slot %s%s), skipped; move it or rename it",
-			path, SlotPrefix, DefaultProfile)
+		return Profile{}, fmt.Errorf("%s/%s/ is reserved for the root profile (HERMES_HOME itself, slot %s%s): %q skipped; move it or rename it",
+			ProfilesDirName, DefaultProfile, SlotPrefix, DefaultProfile, path)
 	}
 	soul, err := d.Lstat(SoulFileName)
 	if err != nil {
@@ -305,8 +320,9 @@ func loadEntry(profiles *safefs.Dir, name string, prev *Profile, now time.Time) 
 // stable read of the very same file version, its state fields are reused without a read.
 func loadState(d *safefs.Dir, p *Profile, prev *Profile, now time.Time) {
 	var (
-		doc     map[string]any
-		readErr error
+		doc         map[string]any
+		readErr     error
+		bomPrefixed bool
 	)
 	st, err := d.Lstat(StateFileName)
 	if err == nil && prev != nil && prev.StateStable && st.Mode&unix.S_IFMT == unix.S_IFREG && safefs.IDOf(&st) == prev.StateID {
@@ -338,6 +354,7 @@ func loadState(d *safefs.Dir, p *Profile, prev *Profile, now time.Time) {
 		case err != nil:
 			readErr = cause(err)
 		default:
+			bomPrefixed = bytes.HasPrefix(b, utf8BOM)
 			if doc, readErr = decodeState(b); readErr == nil {
 				applyState(p, doc)
 			}
@@ -345,6 +362,11 @@ func loadState(d *safefs.Dir, p *Profile, prev *Profile, now time.Time) {
 	}
 	var warning string
 	p.BootIntent, p.Intent, warning = IntentFromState(doc, p.HasStateFile, readErr)
+	if warning == "" && readErr == nil && bomPrefixed {
+		// Accepted here, but the gateway's own reader refuses it and rewrites the file without
+		// desired_state, which would undo the operator's request: tell the operator.
+		warning = "starts with a UTF-8 byte order mark; accepted, but the gateway rejects it and rewrites the file without desired_state: save it without the BOM"
+	}
 	if warning != "" {
 		p.Warning = joinPath(p.Dir, StateFileName) + ": " + warning
 	}

@@ -86,9 +86,21 @@ type Controller struct {
 	reported map[string]string    // last problem logged per "what/key", to log changes only
 	store    *store
 	metrics  *metrics
+	guard    *volumeGuard
 
 	lockMu   sync.Mutex
 	lockFile *os.File // the runtime dir's lock, held from Lock until its release
+	scanLock *os.File // the scandir's lock (nil when the scandir did not exist)
+
+	bootOnce sync.Once
+	bootTime time.Time
+}
+
+// containerBoot is when this container booted: the start of PID 1 (s6-svscan under s6-overlay)
+// in the controller's PID namespace, from /proc. Zero when it cannot be told.
+func (c *Controller) containerBoot() time.Time {
+	c.bootOnce.Do(func() { c.bootTime = pid1Start() })
+	return c.bootTime
 }
 
 // New returns a Controller. It does not touch the file system.
@@ -104,6 +116,7 @@ func New(opts Options) *Controller {
 		keys:     map[string]*keyState{},
 		reported: map[string]string{},
 		store:    newStore(opts.RuntimeDir),
+		guard:    newVolumeGuard(),
 	}
 	c.metrics = c.registerMetrics(opts.Metrics)
 	return c
@@ -153,6 +166,9 @@ func (c *Controller) commit(lk look, d Decision, res Result, now time.Time) {
 	if res.Errors[name] == nil {
 		for _, a := range d.Actions {
 			ks.Memory = ks.Memory.applied(a)
+			if (a.Kind == Start || a.Kind == Stop) && lk.Slot != nil {
+				ks.ActedOn, ks.ActedAt = lk.Slot.Supervision.StatusID, now
+			}
 		}
 	}
 	for _, p := range res.Started {
@@ -222,6 +238,13 @@ func (c *Controller) reportLook(log logr.Logger, lk look) {
 		warn = errors.New(lk.warning)
 	}
 	c.reportWarning(log, lk.Name, warn)
+	var held error
+	if lk.HoldUnregister != "" {
+		held = errors.New(lk.HoldUnregister)
+	}
+	if msg, _, changed := c.noteReported("held/"+lk.Name, held); changed && msg != "" {
+		log.Info("Unregister held", "reason", msg)
+	}
 }
 
 // report logs a per-key problem once, when it appears or changes, and its clearing.

@@ -3,16 +3,13 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"golang.org/x/sys/unix"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/hermes/profile-controller/pkg/desired"
@@ -20,46 +17,6 @@ import (
 
 // ShutdownGrace is how long an action in flight may run after SIGTERM before it is abandoned.
 const ShutdownGrace = 1500 * time.Millisecond
-
-// ErrLocked is returned by Lock when another controller holds the runtime dir.
-var ErrLocked = errors.New("another profile-controller is running")
-
-// Lock takes the runtime dir's lock file so that only one controller acts at a time. The
-// returned func releases it. It never blocks. Once held, further calls (Run's own) succeed at
-// once and return a no-op release, so a caller may take the lock before Run to learn of a
-// second controller before anything else (a metrics port) is set up.
-func (c *Controller) Lock() (func(), error) {
-	c.lockMu.Lock()
-	defer c.lockMu.Unlock()
-	if c.lockFile != nil {
-		return func() {}, nil
-	}
-	if err := os.MkdirAll(c.opts.RuntimeDir, 0o755); err != nil {
-		return nil, fmt.Errorf("runtime dir: %w", err)
-	}
-	path := filepath.Join(c.opts.RuntimeDir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		return nil, fmt.Errorf("%w: %s is held by pid %s", ErrLocked, path, strings.TrimSpace(string(b[:n])))
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	c.lockFile = f
-	return func() {
-		c.lockMu.Lock()
-		defer c.lockMu.Unlock()
-		if c.lockFile == f {
-			c.lockFile = nil
-			f.Close()
-		}
-	}, nil
-}
 
 // feedLowWater is how many resync keys may wait in the queue at once: the resync feeds its
 // keys a few at a time, so an event for another profile never waits behind a whole resync.
@@ -96,6 +53,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		if rep.Err != nil {
 			log.Error(rep.Err, "Boot pass had errors")
+		}
+		if ctx.Err() != nil {
+			return nil // stopped during the boot pass: it is not recorded, the next start redoes it
 		}
 	}
 

@@ -228,6 +228,48 @@ var _ = Describe("Controller.Run", func() {
 		Expect(errors.Is(second.Run(ctx), reconciler.ErrLocked)).To(BeTrue(), "Run of the second controller must fail at once")
 	})
 
+	It("refuses a second controller on the same scandir, with another runtime dir", func() {
+		start()
+		other := opts
+		other.RuntimeDir = runtimeDir + "-other"
+		second := reconciler.New(other)
+		unlock, err := second.Lock()
+		Expect(unlock).To(BeNil())
+		Expect(err).To(MatchError(reconciler.ErrLocked))
+		Expect(err.Error()).To(ContainSubstring(filepath.Join(sv.scandir, reconciler.ScandirLockName)))
+		Expect(err.Error()).To(ContainSubstring("pid " + strconv.Itoa(os.Getpid())))
+		// It released the runtime dir lock it took on the way: a third can take that one.
+		third := reconciler.New(other)
+		_, err = third.Lock()
+		Expect(err).To(MatchError(reconciler.ErrLocked), "still the scandir")
+		Expect(exists(filepath.Join(sv.scandir, reconciler.ScandirLockName))).To(BeTrue())
+	})
+
+	It("holds every unregister while the volume changes identity (profiles/ swapped for an empty one)", func() {
+		opts.Rules = reconciler.Rules{SettlePeriod: time.Hour, MinUptime: time.Millisecond}
+		start()
+		names := []string{"p1", "p2", "p3", "p4"}
+		for _, n := range names {
+			addProfile(n, `{"desired_state":"running"}`)
+		}
+		for _, n := range names {
+			created(n)
+		}
+		// A lazy unmount leaves the empty directory underneath: same path, another inode.
+		profiles := filepath.Join(home, "profiles")
+		Expect(os.Rename(profiles, profiles+".old")).To(Succeed())
+		Expect(os.Mkdir(profiles, 0o755)).To(Succeed())
+
+		Eventually(func() int { return logs.count(0, `"msg"="Unregister held"`) }).Should(BeNumerically(">=", 1))
+		Consistently(func(g Gomega) {
+			for _, n := range names {
+				g.Expect(supervision(slotDir(n))(g)).To(isUp)
+			}
+		}).WithTimeout(time.Second).Should(Succeed())
+		Expect(logs.count(0, `"action"="terminate`)).To(BeZero())
+		Expect(logs.count(0, `"action"="unregister`)).To(BeZero())
+	})
+
 	It("leaves a fresh external stop alone during the settle period", func() {
 		opts.Rules = reconciler.Rules{SettlePeriod: time.Hour, MinUptime: time.Millisecond}
 		start()

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"time"
 
+	"github.com/hermes/profile-controller/internal/safefs"
 	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
@@ -44,6 +45,11 @@ type Memory struct {
 	Killed           bool
 	// TermSent is set once the controller's s6-svc -d of a terminating slot went through.
 	TermSent bool
+	// ActedOn is the supervise/status version the controller saw when it last sent a start or
+	// stop (at ActedAt): while the status keeps that version, the supervisor has not applied
+	// the command yet, and the planner waits instead of reading it as someone else's change.
+	ActedOn safefs.FileID `json:",omitzero"`
+	ActedAt time.Time     `json:",omitzero"`
 }
 
 // backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).
@@ -57,8 +63,10 @@ func backoffDelay(n int) time.Duration {
 
 // observe folds one observation of a profile and its supervisor into m. It is pure.
 func (m Memory) observe(p desired.Profile, sup s6.Supervision, now time.Time, minUptime time.Duration) Memory {
+	// A state file's mtime is only trusted up to now: one in the future (a host with a wrong
+	// clock, touch -d 2030) would make every later external change look older than the intent.
 	since := p.StateModTime
-	if since.IsZero() {
+	if since.IsZero() || since.After(now) {
 		since = now
 	}
 	switch {
@@ -72,7 +80,7 @@ func (m Memory) observe(p desired.Profile, sup s6.Supervision, now time.Time, mi
 	case p.StateModTime.After(m.StateModTime) && !sup.Up() && p.StateModTime.After(sup.Changed):
 		// Written after the gateway went down, so not by the gateway: the operator (or the
 		// CLI) wrote the intent again. That is a fresh request too.
-		m.IntentSince = p.StateModTime
+		m.IntentSince = since
 		m.Failures, m.NextStart, m.Crashed = 0, time.Time{}, false
 	}
 	m.StateModTime = p.StateModTime

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,3 +173,36 @@ func TestOnePath(t *testing.T) {
 }
 
 func loaderFor(home string) desired.Loader { return desired.Loader{Home: home} }
+
+// TestLongNameOneProblem: an entry whose name can have no slot (NAME_MAX) gets its name's
+// problem only, never a second "file name too long" from looking for its slot.
+func TestLongNameOneProblem(t *testing.T) {
+	c, home := onePathVolume(t)
+	long := strings.Repeat("a", 250)
+	dir := filepath.Join(home, "profiles", long)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "SOUL.md"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.openRoots()
+	defer r.close()
+	lk, d := c.look(r, long, false, t0)
+	if lk.problem == nil || !strings.Contains(lk.problem.Err.Error(), "bytes, at most") {
+		t.Fatalf("problem = %v, want the name's length", lk.problem)
+	}
+	if lk.Foreign != nil || lk.Slot != nil || len(d.Actions) != 0 {
+		t.Errorf("slot side: foreign %v, slot %v, actions %v", lk.Foreign, lk.Slot, actionStrings(d.Actions))
+	}
+	rep := c.Pass(context.Background(), false, true)
+	n := 0
+	for _, p := range rep.Problems {
+		if p.Name == long {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d problems for the long name, want 1: %v", n, rep.Problems)
+	}
+}

@@ -59,6 +59,11 @@ func (c *Controller) list(r *roots, skip func(name string) bool) listing {
 	if r.vol != nil {
 		names, err := r.vol.Names()
 		l.listed, l.listErr = err == nil, err
+		if err == nil {
+			now := c.opts.Now()
+			c.guard.observeIdentity(r.vol.Identity(), now, c.opts.Rules.SettlePeriod)
+			c.guard.observeListing(len(names), now, c.opts.Rules.SettlePeriod)
+		}
 		for _, n := range names {
 			if skip == nil || !skip(n) {
 				set[n] = true
@@ -171,6 +176,9 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		rep.Warnings = res.Warnings
 	}
 	for _, p := range ps {
+		if p.warning != "" {
+			rep.Warnings = append(rep.Warnings, errors.New(p.warning))
+		}
 		if p.Profile == nil {
 			continue
 		}
@@ -188,8 +196,18 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 			rep.Lines = append(rep.Lines, Line{Profile: p.Name, PriorState: "None", Action: "unregistered", Err: res.Errors[p.Name]})
 		}
 	}
-	if boot && !dryRun {
-		if err := c.finishBoot(now, rep.Lines); err != nil {
+	switch {
+	case !boot || dryRun:
+	case ctx.Err() != nil:
+		// Interrupted (SIGTERM): no boot log, no marker, so the next start does the boot pass
+		// again, stale-file cleanup included. What was applied stays applied.
+		rep.Err = errors.Join(rep.Err, fmt.Errorf("boot pass interrupted, not recorded (the next start redoes it): %w", ctx.Err()))
+	default:
+		warn, err := c.finishBoot(now, rep.Lines)
+		if warn != nil {
+			rep.Warnings = append(rep.Warnings, warn)
+		}
+		if err != nil {
 			rep.Err = errors.Join(rep.Err, err)
 		}
 	}
@@ -253,35 +271,38 @@ func problemName(p desired.Problem) string {
 	}, p.Name), "?")
 }
 
-// finishBoot appends the boot log and writes the boot marker.
-func (c *Controller) finishBoot(now time.Time, lines []Line) error {
-	var errs []error
+// finishBoot appends the boot log and writes the boot marker. A boot log that cannot be written
+// (a read-only or full volume) is a warning: the slots converged, and the record of that is the
+// marker, which is an error to miss (the next start would redo the boot pass).
+func (c *Controller) finishBoot(now time.Time, lines []Line) (warning, err error) {
 	if c.opts.BootLog != nil {
 		var out []string
 		for _, l := range lines {
 			if l.Action == "unregistered" {
 				continue
 			}
-			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l.Action)))
+			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l)))
 		}
-		if err := c.opts.BootLog(out); err != nil {
-			errs = append(errs, fmt.Errorf("boot log: %w", err))
-		}
+		// The boot logger's errors say "boot log: ..." themselves.
+		warning = c.opts.BootLog(out)
 	}
 	if err := os.MkdirAll(c.opts.RuntimeDir, 0o755); err != nil {
-		errs = append(errs, fmt.Errorf("runtime dir: %w", err))
-	} else if err := os.WriteFile(filepath.Join(c.opts.RuntimeDir, BootMarker), []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
-		errs = append(errs, fmt.Errorf("boot marker: %w", err))
+		return warning, fmt.Errorf("runtime dir: %w", err)
 	}
-	return errors.Join(errs...)
+	if err := os.WriteFile(filepath.Join(c.opts.RuntimeDir, BootMarker), []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return warning, fmt.Errorf("boot marker: %w", err)
+	}
+	return warning, nil
 }
 
-func bootAction(a string) string {
-	switch a {
-	case "started", "registered", "skipped":
-		return a
-	case "failed":
+// bootAction is a line's action in the boot log: what really happened. A profile whose actions
+// failed was not started, whatever was planned.
+func bootAction(l Line) string {
+	switch {
+	case l.Action == "skipped", l.Err != nil:
 		return "skipped"
+	case l.Action == "started":
+		return "started"
 	}
 	return "registered"
 }
@@ -289,7 +310,7 @@ func bootAction(a string) string {
 // outcome names what a pass did for one profile.
 func outcome(boot bool, intent desired.Intent, acts []Action, d Decision) string {
 	if boot {
-		if intent == desired.Up {
+		if intent == desired.Up || d.KeptUp {
 			return "started"
 		}
 		return "registered"

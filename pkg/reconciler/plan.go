@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"time"
 
+	"github.com/hermes/profile-controller/internal/safefs"
 	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/s6"
@@ -19,6 +20,14 @@ type Rules struct {
 	// s6-svc -d before it is killed (s6-svc -k); the slot is removed once it is down.
 	UnregisterTimeout time.Duration
 }
+
+// staleStatusWait bounds how long a status file that predates the controller's own start or stop
+// is waited out (the supervisor normally applies the command within milliseconds);
+// staleStatusPoll is how soon to look again meanwhile (the supervise watch usually comes first).
+const (
+	staleStatusWait = 2 * time.Second
+	staleStatusPoll = 50 * time.Millisecond
+)
 
 // killGrace is how long after s6-svc -k a slot whose gateway still looks up is removed anyway.
 const killGrace = 5 * time.Second
@@ -55,6 +64,15 @@ type Input struct {
 	Slot *observed.Slot
 	// Memory is what the controller remembers about the profile.
 	Memory Memory
+	// HoldUnregister, when set, says why no slot may be unregistered now (see volumeGuard);
+	// HoldFor is how long at least.
+	HoldUnregister string
+	HoldFor        time.Duration
+	// ContainerBoot is when this container booted (zero: unknown). A boot pass does not stop a
+	// gateway that is up and wanted up since then when only the boot column says down (its own
+	// "starting", no or an unusable state file): it was started in this container, by an earlier
+	// boot pass that did not finish or by s6. An explicit stop (runtime column down) still stops it.
+	ContainerBoot time.Time
 }
 
 // Decision is the planner's answer for one profile.
@@ -67,6 +85,9 @@ type Decision struct {
 	RequeueAfter time.Duration
 	// Pending describes a correction that waits, for status and plan ("" when none).
 	Pending string
+	// KeptUp is set on a boot pass that left a gateway started in this container running
+	// although the boot column says down (see Input.ContainerBoot).
+	KeptUp bool
 }
 
 // PlanProfile decides the actions for one profile key. It is pure: no I/O, no clock reads.
@@ -128,7 +149,22 @@ func PlanProfile(in Input, r Rules) Decision {
 		d.RequeueAfter = time.Second
 		return d
 	}
+	if m := &d.Memory; m.ActedOn != (safefs.FileID{}) {
+		// s6-svc only writes the command to the supervisor, which applies it a moment later:
+		// until the status file changes, it predates the controller's own start or stop, and
+		// acting on it (a "drift" in the other direction) would undo that command.
+		if sup.StatusID == m.ActedOn && in.Now.Sub(m.ActedAt) < staleStatusWait {
+			d.RequeueAfter = staleStatusPoll
+			return d
+		}
+		m.ActedOn, m.ActedAt = safefs.FileID{}, time.Time{}
+	}
 	wantUp := sup.Status.WantUp
+	if in.Boot && intent == desired.Down && p.Intent != desired.Down && wantUp && sup.Status.Up() &&
+		(in.ContainerBoot.IsZero() || !sup.Status.Stamp.Before(in.ContainerBoot)) {
+		d.KeptUp = true
+		return d
+	}
 	if !in.Boot && (intent == desired.Hold || (intent == desired.Up) == wantUp) {
 		d.Memory = d.Memory.agree(wantUp)
 	}
@@ -154,7 +190,8 @@ func PlanProfile(in Input, r Rules) Decision {
 		var wait time.Duration
 		var why string
 		if act.Kind == Start && d.Memory.Crashed {
-			wait, why = d.Memory.NextStart.Sub(in.Now), "CrashLoopBackOff"
+			// Bounded by the backoff delay itself, whatever the wall clock did since.
+			wait, why = min(d.Memory.NextStart.Sub(in.Now), backoffDelay(d.Memory.Failures)), "CrashLoopBackOff"
 		} else {
 			wait, act.Drift, why = settle(d.Memory.IntentSince, sup.Changed, in.Now, r.SettlePeriod)
 		}
@@ -174,6 +211,12 @@ func PlanProfile(in Input, r Rules) Decision {
 // latest killGrace later. Meanwhile the profile is Terminating.
 func planUnregister(d *Decision, in Input, r Rules) {
 	slot, m := in.Slot, &d.Memory
+	if in.HoldUnregister != "" {
+		m.TerminatingSince, m.Killed, m.TermSent = time.Time{}, false, false
+		d.Pending = "Held: " + in.HoldUnregister
+		d.RequeueAfter = max(in.HoldFor, time.Second)
+		return
+	}
 	if m.TerminatingSince.IsZero() {
 		m.TerminatingSince = in.Now
 	}
@@ -215,14 +258,27 @@ func planUnregister(d *Decision, in Input, r Rules) {
 // settle applies the settle window: an intent written after the supervisor's last change is
 // acted on now; a supervisor change newer than the intent (someone drove s6 directly) is left
 // alone until it is SettlePeriod old, and then corrected as drift.
+//
+// The supervisor's change is not trusted past now (intentSince is clamped when it is observed,
+// see Memory.observe), and the wait is never longer than period (a backward step of the wall
+// clock must not stretch it).
 func settle(intentSince, changed, now time.Time, period time.Duration) (wait time.Duration, drift bool, why string) {
+	changed = notAfter(changed, now)
 	if intentSince.After(changed) {
 		return 0, false, ""
 	}
-	if w := changed.Add(period).Sub(now); w > 0 {
+	if w := min(changed.Add(period).Sub(now), period); w > 0 {
 		return w, true, "Settling"
 	}
 	return 0, true, ""
+}
+
+// notAfter clamps a timestamp read from a file to now.
+func notAfter(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
 }
 
 // driftedFiles returns the rendered files whose bytes or mode differ from the slot's. Files in

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,9 @@ func TestPlanProfileIntentMatrix(t *testing.T) {
 		noSlot      bool
 		want        want
 		wantRequeue time.Duration
+		// running: the gateway is up and wanted up, so a boot pass whose down comes from the
+		// boot column alone (runtime not down) leaves it running: it was started in this container.
+		running bool
 	}{
 		{
 			name: "no slot", noSlot: true,
@@ -179,7 +183,7 @@ func TestPlanProfileIntentMatrix(t *testing.T) {
 			wantRequeue: time.Second,
 		},
 		{
-			name: "want up and up", slot: []slotOpt{supervisedBy(stRunning, changed)},
+			name: "want up and up", slot: []slotOpt{supervisedBy(stRunning, changed)}, running: true,
 			want: want{down: []string{"stop gateway-coder"}},
 		},
 		{
@@ -187,7 +191,7 @@ func TestPlanProfileIntentMatrix(t *testing.T) {
 			want: want{down: []string{"stop gateway-coder"}},
 		},
 		{
-			name: "want up and up with down present", slot: []slotOpt{withDown, supervisedBy(stRunning, changed)},
+			name: "want up and up with down present", slot: []slotOpt{withDown, supervisedBy(stRunning, changed)}, running: true,
 			want: want{up: []string{"mark gateway-coder -down"}, down: []string{"stop gateway-coder"}},
 		},
 		{
@@ -215,7 +219,7 @@ func TestPlanProfileIntentMatrix(t *testing.T) {
 			want: want{up: []string{"start gateway-coder"}},
 		},
 		{
-			name: "drifted run bytes", slot: []slotOpt{driftRunBytes, supervisedBy(stRunning, changed)},
+			name: "drifted run bytes", slot: []slotOpt{driftRunBytes, supervisedBy(stRunning, changed)}, running: true,
 			want: want{
 				up:   []string{"update gateway-coder run"},
 				down: []string{"update gateway-coder run", "stop gateway-coder"},
@@ -223,7 +227,7 @@ func TestPlanProfileIntentMatrix(t *testing.T) {
 			},
 		},
 		{
-			name: "drifted run mode", slot: []slotOpt{driftRunMode, supervisedBy(stRunning, changed)},
+			name: "drifted run mode", slot: []slotOpt{driftRunMode, supervisedBy(stRunning, changed)}, running: true,
 			want: want{
 				up:   []string{"update gateway-coder run"},
 				down: []string{"update gateway-coder run", "stop gateway-coder"},
@@ -270,6 +274,13 @@ func TestPlanProfileIntentMatrix(t *testing.T) {
 					d := PlanProfile(Input{Name: "coder", Boot: boot, Now: t0, Profile: p, Files: files, Slot: slot}, testRules)
 
 					want := map[desired.Intent][]string{desired.Up: sit.want.up, desired.Down: sit.want.down, desired.Hold: sit.want.hold}[intent]
+					keptUp := boot && sit.running && row.boot == desired.Down && row.runtime != desired.Down
+					if keptUp {
+						want = slices.DeleteFunc(slices.Clone(want), func(a string) bool { return a == "stop gateway-coder" })
+					}
+					if d.KeptUp != keptUp {
+						t.Errorf("KeptUp = %v, want %v", d.KeptUp, keptUp)
+					}
 					if diff := cmp.Diff(want, actionStrings(d.Actions), equateNil); diff != "" {
 						t.Errorf("intent %s: actions (-want +got):\n%s", intent, diff)
 					}

@@ -12,6 +12,9 @@ import (
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
+// nameMax is the longest file name the file systems take (NAME_MAX).
+const nameMax = 255
+
 // roots are the directories every look starts from: HERMES_HOME (with profiles/) and the
 // scandir, opened once per pass or per key so that each profile costs only its own syscalls.
 type roots struct {
@@ -75,6 +78,9 @@ type look struct {
 // what proves parts of the state unchanged (nil: read everything).
 func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, now time.Time) look {
 	in := Input{Name: name, Boot: boot, Now: now}
+	if boot {
+		in.ContainerBoot = c.containerBoot()
+	}
 	var lk look
 	if ks != nil {
 		in.Memory = ks.Memory
@@ -114,6 +120,18 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 		lk.Input = in
 		return lk
 	}
+	if len(s6.StagingName(desired.SlotPrefix+name)) > nameMax {
+		// No slot or staging dir can have this name (NAME_MAX): nothing to read, and no
+		// "file name too long" besides the name's own problem.
+		lk.gone = in.Profile == nil
+		if in.Profile != nil {
+			in.Problem = fmt.Errorf("profile name %q is too long for a slot", name)
+			lk.problem = &desired.Problem{Name: name, Path: in.Profile.Dir, Err: in.Problem}
+			in.Profile = nil
+		}
+		lk.Input = in
+		return lk
+	}
 	if staging, err := observed.StagingAt(r.scan, name); err == nil {
 		in.Staging = staging
 	}
@@ -143,6 +161,11 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 	}
 	if in.Profile != nil {
 		lk.warning = in.Profile.Warning
+	}
+	if in.Profile == nil && slot != nil && !in.Keep && in.Problem == nil && r.vol != nil {
+		// About to unregister: only now is the volume's identity worth two fstat calls.
+		c.guard.observeIdentity(r.vol.Identity(), now, c.opts.Rules.SettlePeriod)
+		in.HoldUnregister, in.HoldFor = c.guard.held(now)
 	}
 	lk.gone = in.Profile == nil && slot == nil && serr == nil && !in.Staging
 	lk.Input = in

@@ -28,6 +28,7 @@ type ProfileStatus struct {
 	WantUp            bool     `json:"wantUp"`
 	NormallyUp        bool     `json:"normallyUp"`
 	Ready             bool     `json:"ready"`
+	Paused            bool     `json:"paused,omitempty"`
 	PID               int      `json:"pid"`
 	ExitCode          int      `json:"exitCode"`
 	Signal            int      `json:"signal"`
@@ -163,6 +164,7 @@ func fillObserved(ps *ProfileStatus, slot *observed.Slot, renderFailed bool) {
 	}
 	st := sup.Status
 	ps.Up, ps.WantUp, ps.Ready = st.Up(), st.WantUp, st.Up() && st.Ready
+	ps.Paused = st.Up() && st.Paused // s6-svc -p: the process is stopped (SIGSTOP), not serving
 	if st.Up() {
 		ps.PID = st.PID
 	}
@@ -188,6 +190,8 @@ func phaseOf(ps ProfileStatus, m Memory) string {
 		return "CrashLoopBackOff"
 	case ps.Pending != "":
 		return "Settling"
+	case ps.Paused:
+		return "Paused"
 	case ps.Up:
 		return "Running"
 	case ps.WantUp:
