@@ -38,7 +38,7 @@ the next pass would take. -o json and -o yaml print the whole report as one docu
 "apiVersion": "profile-controller/v1", "kind": "StatusReport", and the verdict in "healthy"
 and "unhealthy".
 
-Unhealthy means: a profile in CrashLoopBackOff or Unsupervised, a profile with an error, or a
+Unhealthy means: a profile in CrashLoopBackOff, Unsupervised or NoStatus, a profile with an error, or a
 skipped profile dir (problem entry). The table forms then exit 3; the json and yaml forms exit
 0 and carry the verdict in the document, for scripts (jq -e .healthy).
 

@@ -32,7 +32,7 @@ type statusDocument struct {
 type unhealthyItem struct {
 	// Profile is the profile, or the skipped entry's name ("-" for the profiles root).
 	Profile string `json:"profile"`
-	// Reason is CrashLoopBackOff, Unsupervised, Error or Skipped.
+	// Reason is CrashLoopBackOff, Unsupervised, NoStatus, Error or Skipped.
 	Reason  string `json:"reason"`
 	Message string `json:"message,omitempty"`
 }
@@ -42,7 +42,7 @@ func newStatusDocument(rep reconciler.StatusReport) statusDocument {
 	return statusDocument{APIVersion: apiVersion, Kind: "StatusReport", Healthy: len(bad) == 0, Unhealthy: bad, StatusReport: rep}
 }
 
-// unhealthy lists what makes a report unhealthy: a profile in CrashLoopBackOff or Unsupervised,
+// unhealthy lists what makes a report unhealthy: a profile in CrashLoopBackOff, Unsupervised or NoStatus,
 // a profile with an error, and every problem entry (a skipped profile dir, an unlistable
 // profiles root). Foreign scandir entries are reported but do not count: they are never touched.
 func unhealthy(rep reconciler.StatusReport) []unhealthyItem {
@@ -57,6 +57,8 @@ func unhealthy(rep reconciler.StatusReport) []unhealthyItem {
 			out = append(out, unhealthyItem{p.Profile, p.Phase, msg})
 		case p.Phase == "Unsupervised":
 			out = append(out, unhealthyItem{p.Profile, p.Phase, "no s6-supervise runs the slot"})
+		case p.Phase == "NoStatus":
+			out = append(out, unhealthyItem{p.Profile, p.Phase, "s6-supervise runs the slot but wrote no supervise/status (re-created after 5 s)"})
 		case p.Error != "":
 			out = append(out, unhealthyItem{p.Profile, "Error", p.Error})
 		}

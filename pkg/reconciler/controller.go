@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -215,6 +216,9 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 	prevPending := c.state(name).pending
 	c.commit(lk, d, res, now)
 	if d.Pending != "" && d.Pending != prevPending {
+		if strings.HasPrefix(d.Pending, "Stuck") {
+			log.Info("Slot stuck", "reason", d.Pending)
+		}
 		log.V(1).Info("Correction pending", "pending", d.Pending)
 	}
 	return d.RequeueAfter, res.Err()

@@ -49,7 +49,9 @@ type Memory struct {
 	// stop (at ActedAt): while the status keeps that version, the supervisor has not applied
 	// the command yet, and the planner waits instead of reading it as someone else's change.
 	ActedOn safefs.FileID `json:",omitzero"`
-	ActedAt time.Time     `json:",omitzero"`
+	// NoStatusSince is when a live supervisor was first seen without a status file.
+	NoStatusSince time.Time `json:",omitzero"`
+	ActedAt       time.Time `json:",omitzero"`
 }
 
 // backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).

@@ -48,6 +48,8 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.reconciles, m.duration, m.actions,
 		gauge("profile_controller_problems", "Profiles and slots currently reported and skipped (bad name, symlink, foreign entry, unreadable state).",
 			func() float64 { return float64(c.countReported()) }),
+		gauge("profile_controller_slots_without_status", "Slots whose live supervisor has written no supervise/status (re-created after 5 s).",
+			func() float64 { return float64(c.countNoStatus()) }),
 		gauge("profile_controller_crashloop_profiles", "Profiles in crash-loop backoff.",
 			func() float64 { return float64(c.countCrashLooping()) }),
 		gauge("profile_controller_pending_corrections", "Profiles whose correction waits for the settle window or a backoff.",
@@ -115,6 +117,18 @@ func (c *Controller) countCrashLooping() int {
 	n := 0
 	for _, ks := range c.keys {
 		if ks.Crashed {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Controller) countNoStatus() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ks := range c.keys {
+		if !ks.NoStatusSince.IsZero() {
 			n++
 		}
 	}

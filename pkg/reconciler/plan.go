@@ -29,6 +29,10 @@ const (
 	staleStatusPoll = 50 * time.Millisecond
 )
 
+// stuckAfter is how long a supervisor may hold a slot's lock without writing its status before
+// the slot is re-created.
+const stuckAfter = 5 * time.Second
+
 // killGrace is how long after s6-svc -k a slot whose gateway still looks up is removed anyway.
 const killGrace = 5 * time.Second
 
@@ -146,9 +150,27 @@ func PlanProfile(in Input, r Rules) Decision {
 		return d
 	}
 	if !sup.HasStatus {
+		// A supervisor normally writes supervise/status within milliseconds of starting. One
+		// that holds the lock and has written none for stuckAfter could not (a full tmpfs
+		// scandir): it never will, and nothing can be read or driven through it. Re-create
+		// the slot: removed now (its supervisor pruned), created afresh on the next look.
+		m := &d.Memory
+		if !in.Boot {
+			if m.NoStatusSince.IsZero() {
+				m.NoStatusSince = in.Now
+			}
+			if stuck := in.Now.Sub(m.NoStatusSince); stuck >= stuckAfter {
+				m.NoStatusSince = time.Time{}
+				d.Pending = "Stuck: supervised for " + stuck.Round(time.Second).String() +
+					" without a supervise/status (was the scandir full?); re-creating the slot"
+				d.Actions = append(d.Actions, Action{Kind: Unregister, Profile: p.Name, Slot: slot.Name})
+				return d
+			}
+		}
 		d.RequeueAfter = time.Second
 		return d
 	}
+	d.Memory.NoStatusSince = time.Time{}
 	if m := &d.Memory; m.ActedOn != (safefs.FileID{}) {
 		// s6-svc only writes the command to the supervisor, which applies it a moment later:
 		// until the status file changes, it predates the controller's own start or stop, and

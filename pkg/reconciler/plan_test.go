@@ -897,3 +897,24 @@ func TestMemoryCrashNeedsExit0Or78(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanProfileStuckSupervisor: a supervisor holding the lock without ever writing its status
+// (a full scandir) is waited on for stuckAfter, then its slot is re-created.
+func TestPlanProfileStuckSupervisor(t *testing.T) {
+	r := planRenderer(t)
+	p := newProfile("coder", desired.Up, desired.Up, t0.Add(-time.Hour))
+	files := render(t, r, p)
+	slot := newSlot("coder", files, supervisedNoStatus)
+	d := PlanProfile(Input{Name: "coder", Now: t0, Profile: p, Files: files, Slot: slot}, testRules)
+	if len(d.Actions) != 0 || d.RequeueAfter != time.Second || !d.Memory.NoStatusSince.Equal(t0) {
+		t.Fatalf("first look: %+v", d)
+	}
+	d = PlanProfile(Input{Name: "coder", Now: t0.Add(stuckAfter), Profile: p, Files: files, Slot: slot, Memory: d.Memory}, testRules)
+	if got := actionStrings(d.Actions); !cmp.Equal(got, []string{"unregister gateway-coder"}) || !strings.HasPrefix(d.Pending, "Stuck") {
+		t.Fatalf("after stuckAfter: %v %q", got, d.Pending)
+	}
+	if d := PlanProfile(Input{Name: "coder", Boot: true, Now: t0.Add(time.Hour), Profile: p, Files: files, Slot: slot,
+		Memory: Memory{NoStatusSince: t0}}, testRules); len(d.Actions) != 0 {
+		t.Errorf("a boot pass re-created a slot: %v", actionStrings(d.Actions))
+	}
+}

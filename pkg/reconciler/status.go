@@ -29,6 +29,7 @@ type ProfileStatus struct {
 	NormallyUp        bool     `json:"normallyUp"`
 	Ready             bool     `json:"ready"`
 	Paused            bool     `json:"paused,omitempty"`
+	StatusMissing     bool     `json:"statusMissing,omitempty"`
 	PID               int      `json:"pid"`
 	ExitCode          int      `json:"exitCode"`
 	Signal            int      `json:"signal"`
@@ -159,6 +160,7 @@ func fillObserved(ps *ProfileStatus, slot *observed.Slot, renderFailed bool) {
 	}
 	sup := slot.Supervision
 	ps.Supervised = sup.Supervised
+	ps.StatusMissing = sup.Supervised && !sup.HasStatus && slot.Err == nil
 	if !sup.Supervised || !sup.HasStatus {
 		return
 	}
@@ -186,6 +188,9 @@ func phaseOf(ps ProfileStatus, m Memory) string {
 		return "Unregistered"
 	case !ps.Supervised:
 		return "Unsupervised"
+	case ps.StatusMissing:
+		// A live supervisor that wrote no status: s6-svstat fails, and the gateway may run.
+		return "NoStatus"
 	case m.Crashed && !ps.WantUp:
 		return "CrashLoopBackOff"
 	case ps.Pending != "":
