@@ -134,6 +134,7 @@ func newController(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prom
 		BootLog:           func(lines []string) error { return volume.AppendBootLog(home, lines) },
 		Log:               log,
 		Metrics:           reg,
+		Version:           readVersionInfo().Version,
 		OnReady:           onReady,
 	}), nil
 }

@@ -51,9 +51,15 @@ type event struct {
 	Message string `json:"message"`
 }
 
-// profileEvents is the seam for the controller's recent events: the status report carries none
-// yet. When reconciler.ProfileStatus gains Events, map them here; describe prints them as is.
-func profileEvents(reconciler.ProfileStatus) []event { return []event{} }
+// profileEvents are the controller's recent events of the profile (kept with its memory in the
+// runtime dir), newest last.
+func profileEvents(ps reconciler.ProfileStatus) []event {
+	out := []event{}
+	for _, e := range ps.Events {
+		out = append(out, event{Time: e.Time.UTC().Format(time.RFC3339), Type: e.Type, Reason: e.Reason, Message: e.Message})
+	}
+	return out
+}
 
 func newDescribeCommand(a *app) *cobra.Command {
 	var output string

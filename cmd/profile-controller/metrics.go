@@ -16,14 +16,21 @@ import (
 	"github.com/hermes/profile-controller/pkg/reconciler"
 )
 
-// serveMetrics serves /metrics, /healthz (the process is alive) and /readyz (the boot pass is
+// serveMetrics serves /metrics, /healthz (the loop finished a resync within three resync
+// periods) and /readyz (the boot pass is
 // done) on addr until ctx is done, and returns the address it listens on. A listen error is
 // returned at once.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ctl *reconciler.Controller, log logr.Logger) (string, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ctl.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ctl.BootPending() {
 			http.Error(w, "boot pass pending", http.StatusServiceUnavailable)

@@ -60,7 +60,7 @@ func lookCoder(t *testing.T, c *Controller) []string {
 	r := c.openRoots()
 	defer r.close()
 	lk, d := c.look(r, "coder", false, c.opts.Now())
-	c.commit(lk, d, Result{}, c.opts.Now())
+	c.commit(logr.Discard(), lk, d, Result{}, c.opts.Now())
 	return actionStrings(d.Actions)
 }
 

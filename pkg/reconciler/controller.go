@@ -5,8 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +49,8 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Workers is the number of keys reconciled in parallel (default 4); a key never runs twice at once.
 	Workers int
+	// Version is the build's version, for profile_controller_build_info.
+	Version string
 	// OnReady, when set, is called once by Run when the boot pass (if any) is done and the loop
 	// is watching: the moment to tell a supervisor the controller is ready (s6 notification-fd).
 	OnReady func()
@@ -88,6 +90,8 @@ type Controller struct {
 	store    *store
 	metrics  *metrics
 	guard    *volumeGuard
+	health   health
+	busy     atomic.Int32 // workers in a reconcile
 
 	lockMu   sync.Mutex
 	lockFile *os.File // the runtime dir's lock, held from Lock until its release
@@ -120,6 +124,7 @@ func New(opts Options) *Controller {
 		guard:    newVolumeGuard(),
 	}
 	c.metrics = c.registerMetrics(opts.Metrics)
+	c.health.lastResync.Store(time.Now().UnixNano())
 	return c
 }
 
@@ -140,10 +145,11 @@ func (c *Controller) state(key string) keyState {
 	return keyState{}
 }
 
-// commit stores what one look learnt and the memory the applied actions leave behind, and
-// marks the key's durable memory for the store when it changed. A key that is gone is forgotten.
-// It touches only this key: its cost does not grow with the number of profiles.
-func (c *Controller) commit(lk look, d Decision, res Result, now time.Time) {
+// commit stores what one look learnt and the memory the applied actions leave behind, records
+// the key's events (and logs each once, at the default level), and marks the key's durable
+// memory for the store when it changed. A key that is gone is forgotten. It touches only this
+// key: its cost does not grow with the number of profiles.
+func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, now time.Time) {
 	name := lk.Name
 	if lk.gone {
 		c.mu.Lock()
@@ -164,12 +170,33 @@ func (c *Controller) commit(lk look, d Decision, res Result, now time.Time) {
 	c.mu.Unlock()
 	before := *ks
 	c.remember(ks, lk, d)
-	if res.Errors[name] == nil {
+	if err := res.Errors[name]; err != nil {
+		ks.addEvent(log, Event{Time: now, Type: "Warning", Reason: "Failed", Message: err.Error()})
+	} else {
 		for _, a := range d.Actions {
 			ks.Memory = ks.Memory.applied(a)
 			if (a.Kind == Start || a.Kind == Stop) && lk.Slot != nil {
 				ks.ActedOn, ks.ActedAt = lk.Slot.Supervision.StatusID, now
 			}
+			why := cause(a, lk, d, before.pending)
+			log.Info("Applied action", "action", a.String(), "reason", actionReason(a), "cause", why)
+			ks.Events = appendEvent(ks.Events, Event{Time: now, Type: "Normal", Reason: actionReason(a), Message: a.String() + ": " + why})
+		}
+	}
+	if d.Pending != before.pending && d.Pending != "" {
+		if reason, typ, msg := pendingEvent(d); reason != "" {
+			ks.addEvent(log, Event{Time: now, Type: typ, Reason: reason, Message: msg})
+		}
+		log.V(1).Info("Correction pending", "pending", d.Pending)
+	}
+	if problem := lookProblem(lk); problem != before.problem {
+		ks.problem = problem
+		if problem != "" {
+			reason := "InvalidProfile"
+			if lk.problem == nil {
+				reason = "UnreadableState"
+			}
+			ks.Events = appendEvent(ks.Events, Event{Time: now, Type: "Warning", Reason: reason, Message: problem})
 		}
 	}
 	for _, p := range res.Started {
@@ -181,8 +208,32 @@ func (c *Controller) commit(lk look, d Decision, res Result, now time.Time) {
 	c.keys[name] = ks
 	c.mu.Unlock()
 	if old == nil || !sameDurable(before, *ks) {
-		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen})
+		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, Events: ks.Events})
 	}
+}
+
+// lookProblem is the one-line problem of a look that an event reports: the profile's problem,
+// else its state-file warning ("" when none). reportLook logs the same once.
+func lookProblem(lk look) string {
+	if lk.problem != nil {
+		return lk.problem.Err.Error()
+	}
+	return lk.warning
+}
+
+// addEvent records ev in the key's bounded history and logs it.
+func (ks *keyState) addEvent(log logr.Logger, ev Event) {
+	ks.Events = appendEvent(ks.Events, ev)
+	log.Info("Event", "type", ev.Type, "reason", ev.Reason, "message", ev.Message)
+}
+
+// appendEvent appends ev and keeps the last maxEvents (a new slice: the old one may be shared).
+func appendEvent(evs []Event, ev Event) []Event {
+	out := make([]Event, 0, min(len(evs)+1, maxEvents))
+	if len(evs) >= maxEvents {
+		evs = evs[len(evs)-maxEvents+1:]
+	}
+	return append(append(out, evs...), ev)
 }
 
 // look reads and plans one key: the one planning path shared by the full pass, the per-key
@@ -207,20 +258,8 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 	if len(d.Actions) > 0 {
 		res = c.exec.Apply(ctx, d.Actions)
 		c.metrics.applied(d.Actions, res)
-		if res.Errors[name] == nil {
-			for _, a := range d.Actions {
-				log.Info("Applied action", "action", a.String())
-			}
-		}
 	}
-	prevPending := c.state(name).pending
-	c.commit(lk, d, res, now)
-	if d.Pending != "" && d.Pending != prevPending {
-		if strings.HasPrefix(d.Pending, "Stuck") {
-			log.Info("Slot stuck", "reason", d.Pending)
-		}
-		log.V(1).Info("Correction pending", "pending", d.Pending)
-	}
+	c.commit(log, lk, d, res, now)
 	return d.RequeueAfter, res.Err()
 }
 

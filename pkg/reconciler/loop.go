@@ -61,7 +61,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "profiles"},
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: controllerName, MetricsProvider: c.metrics.queueProvider()},
 	)
 	kick := make(chan struct{}, 1)
 	resync := make(chan struct{}, 1)
@@ -86,7 +86,11 @@ func (c *Controller) Run(ctx context.Context) error {
 				if shutdown {
 					return
 				}
+				c.metrics.working(1)
+				c.busy.Add(1)
 				c.work(ctx, workCtx, queue, w, key)
+				c.busy.Add(-1)
+				c.metrics.working(-1)
 				select {
 				case kick <- struct{}{}:
 				default:
@@ -145,7 +149,32 @@ func (c *Controller) feed(ctx context.Context, queue workqueue.TypedRateLimiting
 			}
 			queue.Add(k)
 		}
-		c.metrics.resynced(c.opts.Now())
+		// Finished when the queue has drained what was fed: a wedged worker keeps it from
+		// finishing, and /healthz says so after three resync periods.
+		if c.drained(ctx, queue, kick) {
+			now := time.Now()
+			c.health.lastResync.Store(now.UnixNano())
+			c.metrics.resynced(now)
+		}
+	}
+}
+
+// drained waits, at most one resync period, until the queue holds no key and no worker is in a
+// reconcile.
+func (c *Controller) drained(ctx context.Context, queue workqueue.TypedRateLimitingInterface[string], kick <-chan struct{}) bool {
+	deadline := time.NewTimer(c.opts.ResyncPeriod)
+	defer deadline.Stop()
+	for {
+		if queue.Len() == 0 && c.busy.Load() == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-kick:
+		}
 	}
 }
 

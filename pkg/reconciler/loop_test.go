@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hermes/profile-controller/pkg/reconciler"
 	"github.com/hermes/profile-controller/pkg/s6"
@@ -172,7 +174,7 @@ var _ = Describe("Controller.Run", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", v.Status.PID))).To(Equal([]byte("sleep\x001000\x00")))
 		Expect(exists(filepath.Join(slotDir("coder"), "down"))).To(BeFalse())
-		Expect(logs.count(0, `"msg"="Applied action"`)).To(Equal(1))
+		Expect(logs.count(0, `"level"=0 "msg"="Applied action"`)).To(Equal(1))
 	})
 
 	It("coalesces a burst of state-file rewrites into no action", func() {
@@ -186,7 +188,7 @@ var _ = Describe("Controller.Run", func() {
 		}
 
 		// Five resyncs and the whole burst of events later, still the one action of the start.
-		Consistently(func() int { return logs.count(0, `"msg"="Applied action"`) }).Should(Equal(1))
+		Consistently(func() int { return logs.count(0, `"level"=0 "msg"="Applied action"`) }).Should(Equal(1))
 		// Every reconcile read the full state (level-triggered) and found nothing to do. How many
 		// there were depends on timing: the queue merges events only while the key waits.
 		reconciles := logs.count(from, `"msg"="Reconciled"`, kv("profile", "coder"))
@@ -268,6 +270,76 @@ var _ = Describe("Controller.Run", func() {
 		}).WithTimeout(time.Second).Should(Succeed())
 		Expect(logs.count(0, `"action"="terminate`)).To(BeZero())
 		Expect(logs.count(0, `"action"="unregister`)).To(BeZero())
+	})
+
+	It("exports controller-runtime and workqueue series, and per-profile state, after known actions", func() {
+		reg := prometheus.NewRegistry()
+		opts.Metrics = reg
+		start()
+		addProfile("coder", `{"desired_state":"running"}`)
+		created("coder")
+		value := func(name string, labels map[string]string) float64 {
+			mfs, err := reg.Gather()
+			Expect(err).NotTo(HaveOccurred())
+			for _, mf := range mfs {
+				if mf.GetName() != name {
+					continue
+				}
+			metric:
+				for _, m := range mf.GetMetric() {
+					for _, lp := range m.GetLabel() {
+						if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
+							continue metric
+						}
+					}
+					switch {
+					case m.Counter != nil:
+						return m.Counter.GetValue()
+					case m.Gauge != nil:
+						return m.Gauge.GetValue()
+					case m.Histogram != nil:
+						return float64(m.Histogram.GetSampleCount())
+					}
+				}
+			}
+			return -1
+		}
+		ctl := map[string]string{"controller": "profile"}
+		Eventually(func() float64 {
+			return value("controller_runtime_reconcile_total", map[string]string{"controller": "profile", "result": "success"})
+		}).Should(BeNumerically(">", 0))
+		Expect(value("controller_runtime_reconcile_time_seconds", ctl)).To(BeNumerically(">", 0))
+		Expect(value("controller_runtime_reconcile_errors_total", ctl)).To(BeZero())
+		Expect(value("controller_runtime_max_concurrent_reconciles", ctl)).To(Equal(4.0))
+		Expect(value("profile_controller_actions_total", map[string]string{"action": "create", "result": "ok"})).To(Equal(2.0), "default at boot, coder at runtime")
+		Expect(value("workqueue_adds_total", map[string]string{"name": "profile"})).To(BeNumerically(">", 0))
+		Expect(value("workqueue_work_duration_seconds", map[string]string{"name": "profile"})).To(BeNumerically(">", 0))
+		Eventually(func() float64 {
+			return value("profile_controller_profile_phase", map[string]string{"profile": "coder", "phase": "Running"})
+		}).Should(Equal(1.0))
+		Expect(value("profile_controller_profile_intent", map[string]string{"profile": "coder", "intent": "up"})).To(Equal(1.0))
+		Eventually(func() float64 { return value("profile_controller_last_resync_timestamp_seconds", nil) }).Should(BeNumerically(">", 0))
+		Expect(value("profile_controller_build_info", nil)).To(Equal(1.0))
+		Expect(value("profile_controller_config_generation", map[string]string{"generation": opts.Renderer.Generation()})).To(Equal(1.0))
+	})
+
+	It("is unhealthy while a wedged worker keeps resyncs from finishing, and healthy again after", func() {
+		client := &s6.Client{BinDir: s6BinDir}
+		wedge := &wedgedScanner{Scanner: client, release: make(chan struct{})}
+		opts.Scanner = wedge
+		opts.Workers = 1
+		ctl := reconciler.New(opts)
+		startController(ctl)
+		Eventually(func() bool { return exists(filepath.Join(runtimeDir, reconciler.BootMarker)) }).Should(BeTrue())
+		Eventually(ctl.Healthy).Should(Succeed())
+
+		wedge.armed.Store(true)
+		addProfile("coder", `{"desired_state":"running"}`) // its create's s6-svscanctl -a hangs
+		Eventually(ctl.Healthy).WithTimeout(3 * time.Second).Should(MatchError(ContainSubstring("wedged")))
+
+		close(wedge.release)
+		Eventually(ctl.Healthy).WithTimeout(3 * time.Second).Should(Succeed())
+		Eventually(supervision(slotDir("coder"))).Should(isUp)
 	})
 
 	It("leaves a fresh external stop alone during the settle period", func() {
@@ -388,3 +460,21 @@ var _ = Describe("Controller.Run", func() {
 		Eventually(func() bool { return exists(fmt.Sprintf("/proc/%d", pid)) }).Should(BeFalse())
 	})
 })
+
+// wedgedScanner hangs every rescan, once armed, until release is closed (or ctx ends).
+type wedgedScanner struct {
+	reconciler.Scanner
+	armed   atomic.Bool
+	release chan struct{}
+}
+
+func (w *wedgedScanner) Rescan(ctx context.Context, scandir string) error {
+	if w.armed.Load() {
+		select {
+		case <-w.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return w.Scanner.Rescan(ctx, scandir)
+}

@@ -5,16 +5,24 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/util/workqueue"
 )
 
-// metrics are the controller's Prometheus metrics. The names follow controller-runtime's where
-// one exists (controller_runtime_reconcile_total → profile_controller_reconcile_total), so
-// dashboards carry over. A nil *metrics records nothing.
+// controllerName is the controller label of the controller-runtime-shaped metrics.
+const controllerName = "profile"
+
+// metrics are the controller's Prometheus metrics, in controller-runtime's shape where one
+// exists (controller_runtime_reconcile_total{controller,result} and the rest, client-go's
+// workqueue_* series), so dashboards and alerts written for controllers carry over. A nil
+// *metrics records nothing.
 type metrics struct {
 	reconciles *prometheus.CounterVec
-	duration   prometheus.Histogram
+	errors     *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	active     *prometheus.GaugeVec
 	actions    *prometheus.CounterVec
 	lastResync prometheus.Gauge
+	queue      workqueue.MetricsProvider
 }
 
 // registerMetrics registers the controller's metrics with reg (nil: no metrics).
@@ -22,30 +30,60 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return nil
 	}
+	ctl := []string{"controller"}
 	m := &metrics{
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "profile_controller_reconcile_total",
-			Help: "Reconciles of one profile key, by result (success, error, requeue).",
-		}, []string{"result"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "profile_controller_reconcile_time_seconds",
-			Help:    "Time to reconcile one profile key.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
-		}),
+			Name: "controller_runtime_reconcile_total",
+			Help: "Total number of reconciliations per controller, by result (success, error, requeue_after).",
+		}, []string{"controller", "result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "controller_runtime_reconcile_errors_total",
+			Help: "Total number of reconciliation errors per controller.",
+		}, ctl),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "controller_runtime_reconcile_time_seconds",
+			Help:    "Length of time per reconciliation per controller.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18),
+		}, ctl),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "controller_runtime_active_workers",
+			Help: "Number of currently used workers per controller.",
+		}, ctl),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "profile_controller_actions_total",
 			Help: "Actions applied, by kind and result (ok, error).",
 		}, []string{"action", "result"}),
+		lastResync: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "profile_controller_last_resync_timestamp_seconds",
+			Help: "When the loop last finished a resync: every key listed, fed and reconciled (Unix time).",
+		}),
 	}
-	m.lastResync = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "profile_controller_last_resync_timestamp_seconds",
-		Help: "When the loop last listed every key for a resync (Unix time).",
-	})
-	reg.MustRegister(m.lastResync)
+	maxWorkers := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "controller_runtime_max_concurrent_reconciles",
+		Help: "Maximum number of concurrent reconciles per controller.",
+	}, ctl)
+	maxWorkers.WithLabelValues(controllerName).Set(float64(c.opts.Workers))
+	m.active.WithLabelValues(controllerName).Set(0)
+	m.errors.WithLabelValues(controllerName)
+	for _, r := range []string{"success", "error", "requeue_after"} {
+		m.reconciles.WithLabelValues(controllerName, r)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.reconciles, m.duration, m.actions,
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "profile_controller_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(c.opts.Version, goVersion()).Set(1)
+	config := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "profile_controller_config_generation",
+		Help: "Always 1; generation identifies the rendering configuration in use (templates, extraEnv, hermesHome, gatewayUser).",
+	}, []string{"generation"})
+	config.WithLabelValues(c.opts.Renderer.Generation()).Set(1)
+	m.queue = newQueueMetrics(reg)
+	reg.MustRegister(m.reconciles, m.errors, m.duration, m.active, maxWorkers, m.actions, m.lastResync, build, config,
+		&profileCollector{c: c},
 		gauge("profile_controller_problems", "Profiles and slots currently reported and skipped (bad name, symlink, foreign entry, unreadable state).",
 			func() float64 { return float64(c.countReported()) }),
 		gauge("profile_controller_slots_without_status", "Slots whose live supervisor has written no supervise/status (re-created after 5 s).",
@@ -58,6 +96,7 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// reconciled records one reconcile with controller-runtime's result values.
 func (m *metrics) reconciled(d time.Duration, err error, requeue time.Duration) {
 	if m == nil {
 		return
@@ -66,14 +105,30 @@ func (m *metrics) reconciled(d time.Duration, err error, requeue time.Duration) 
 	switch {
 	case err != nil:
 		result = "error"
+		m.errors.WithLabelValues(controllerName).Inc()
 	case requeue > 0:
-		result = "requeue"
+		result = "requeue_after"
 	}
-	m.reconciles.WithLabelValues(result).Inc()
-	m.duration.Observe(d.Seconds())
+	m.reconciles.WithLabelValues(controllerName, result).Inc()
+	m.duration.WithLabelValues(controllerName).Observe(d.Seconds())
 }
 
-// resynced records the end of a resync's listing at t.
+// working counts a worker in (+1) or out (-1) of a reconcile.
+func (m *metrics) working(delta float64) {
+	if m != nil {
+		m.active.WithLabelValues(controllerName).Add(delta)
+	}
+}
+
+// queueProvider is the workqueue metrics provider (nil: client-go's no-op one).
+func (m *metrics) queueProvider() workqueue.MetricsProvider {
+	if m == nil {
+		return nil
+	}
+	return m.queue
+}
+
+// resynced records the end of a resync at t.
 func (m *metrics) resynced(t time.Time) {
 	if m == nil {
 		return
@@ -98,49 +153,135 @@ func (m *metrics) applied(actions []Action, res Result) {
 	}
 }
 
+// profileCollector exports one series per profile at scrape time (never per reconcile):
+// intent, observed phase, crash-loop failures and the deaths s6 counted.
+type profileCollector struct{ c *Controller }
+
+var (
+	profileIntentDesc = prometheus.NewDesc("profile_controller_profile_intent",
+		"The runtime intent of each profile's gateway (1 for the intent it has).", []string{"profile", "intent"}, nil)
+	profilePhaseDesc = prometheus.NewDesc("profile_controller_profile_phase",
+		"The observed phase of each profile's slot (1 for the phase it is in).", []string{"profile", "phase"}, nil)
+	profileFailuresDesc = prometheus.NewDesc("profile_controller_crashloop_failures",
+		"Consecutive crash-loop failures of each profile's gateway.", []string{"profile"}, nil)
+	profileDeathsDesc = prometheus.NewDesc("profile_controller_gateway_deaths",
+		"Deaths of each profile's gateway since its supervisor started (s6's own restarts included).", []string{"profile"}, nil)
+)
+
+func (p *profileCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{profileIntentDesc, profilePhaseDesc, profileFailuresDesc, profileDeathsDesc} {
+		ch <- d
+	}
+}
+
+func (p *profileCollector) Collect(ch chan<- prometheus.Metric) {
+	c := p.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, ks := range c.keys {
+		if ks.profile != nil {
+			ch <- prometheus.MustNewConstMetric(profileIntentDesc, prometheus.GaugeValue, 1, name, ks.profile.Intent.String())
+		}
+		ch <- prometheus.MustNewConstMetric(profilePhaseDesc, prometheus.GaugeValue, 1, name, ks.phase())
+		ch <- prometheus.MustNewConstMetric(profileFailuresDesc, prometheus.GaugeValue, float64(ks.Failures), name)
+		if ks.sup != nil {
+			ch <- prometheus.MustNewConstMetric(profileDeathsDesc, prometheus.GaugeValue, float64(ks.sup.Deaths), name)
+		}
+	}
+}
+
+// phase is the key's phase as status names it, from what the last look saw.
+func (ks *keyState) phase() string {
+	ps := ProfileStatus{SlotExists: ks.sup != nil || ks.Files != nil, Pending: ks.pending}
+	if sup := ks.sup; sup != nil {
+		ps.Supervised = sup.Supervised
+		ps.StatusMissing = sup.Supervised && !sup.HasStatus
+		if sup.HasStatus {
+			ps.Up, ps.WantUp, ps.Paused = sup.Status.Up(), sup.Status.WantUp, sup.Status.Up() && sup.Status.Paused
+		}
+	}
+	return phaseOf(ps, ks.Memory)
+}
+
+// queueMetrics implements client-go's workqueue.MetricsProvider with the series names
+// controller-runtime registers (workqueue_depth{name}, …).
+type queueMetrics struct {
+	depth, unfinished, longest *prometheus.GaugeVec
+	adds, retries              *prometheus.CounterVec
+	latency, work              *prometheus.HistogramVec
+}
+
+func newQueueMetrics(reg prometheus.Registerer) *queueMetrics {
+	name := []string{"name"}
+	buckets := prometheus.ExponentialBuckets(10e-9, 10, 12)
+	q := &queueMetrics{
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_depth", Help: "Current depth of workqueue."}, name),
+		adds:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workqueue_adds_total", Help: "Total number of adds handled by workqueue."}, name),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "workqueue_queue_duration_seconds",
+			Help: "How long in seconds an item stays in workqueue before being requested.", Buckets: buckets}, name),
+		work: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "workqueue_work_duration_seconds",
+			Help: "How long in seconds processing an item from workqueue takes.", Buckets: buckets}, name),
+		unfinished: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_unfinished_work_seconds",
+			Help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration."}, name),
+		longest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "workqueue_longest_running_processor_seconds",
+			Help: "How many seconds has the longest running processor for workqueue been running."}, name),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workqueue_retries_total", Help: "Total number of retries handled by workqueue."}, name),
+	}
+	reg.MustRegister(q.depth, q.adds, q.latency, q.work, q.unfinished, q.longest, q.retries)
+	return q
+}
+
+func (q *queueMetrics) NewDepthMetric(n string) workqueue.GaugeMetric {
+	return q.depth.WithLabelValues(n)
+}
+func (q *queueMetrics) NewAddsMetric(n string) workqueue.CounterMetric {
+	return q.adds.WithLabelValues(n)
+}
+func (q *queueMetrics) NewLatencyMetric(n string) workqueue.HistogramMetric {
+	return q.latency.WithLabelValues(n)
+}
+func (q *queueMetrics) NewWorkDurationMetric(n string) workqueue.HistogramMetric {
+	return q.work.WithLabelValues(n)
+}
+func (q *queueMetrics) NewUnfinishedWorkSecondsMetric(n string) workqueue.SettableGaugeMetric {
+	return q.unfinished.WithLabelValues(n)
+}
+func (q *queueMetrics) NewLongestRunningProcessorSecondsMetric(n string) workqueue.SettableGaugeMetric {
+	return q.longest.WithLabelValues(n)
+}
+func (q *queueMetrics) NewRetriesMetric(n string) workqueue.CounterMetric {
+	return q.retries.WithLabelValues(n)
+}
+
 func (c *Controller) countReported() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for k := range c.reported {
-		if !strings.HasPrefix(k, "watch/") {
+		if !strings.HasPrefix(k, "watch/") && !strings.HasPrefix(k, "warning/") && !strings.HasPrefix(k, "held/") {
 			n++
 		}
 	}
 	return n
 }
 
-// countCrashLooping and countPending run at scrape time, never per key.
+// countCrashLooping, countNoStatus and countPending run at scrape time, never per key.
 func (c *Controller) countCrashLooping() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, ks := range c.keys {
-		if ks.Crashed {
-			n++
-		}
-	}
-	return n
+	return c.count(func(ks *keyState) bool { return ks.Crashed })
 }
-
 func (c *Controller) countNoStatus() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, ks := range c.keys {
-		if !ks.NoStatusSince.IsZero() {
-			n++
-		}
-	}
-	return n
+	return c.count(func(ks *keyState) bool { return !ks.NoStatusSince.IsZero() })
+}
+func (c *Controller) countPending() int {
+	return c.count(func(ks *keyState) bool { return ks.pending != "" })
 }
 
-func (c *Controller) countPending() int {
+func (c *Controller) count(f func(*keyState) bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for _, ks := range c.keys {
-		if ks.pending != "" {
+		if f(ks) {
 			n++
 		}
 	}

@@ -168,7 +168,9 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		res = c.exec.Apply(ctx, actions)
 		c.metrics.applied(actions, res)
 		for _, p := range ps {
-			c.commit(p.look, p.Decision, res, now)
+			// A pass reports per profile in its lines (boot log, reconcile's stdout): its events are
+			// kept, and logged at -v 1.
+			c.commit(c.opts.Log.V(1).WithValues("profile", p.Name), p.look, p.Decision, res, now)
 		}
 		res = c.finishTerminating(ctx, r, ps, res)
 		c.flushMemory()
@@ -232,7 +234,7 @@ func (c *Controller) finishTerminating(ctx context.Context, r *roots, ps []plann
 			}
 			kr := c.exec.Apply(ctx, d.Actions)
 			c.metrics.applied(d.Actions, kr)
-			c.commit(lk, d, kr, c.opts.Now())
+			c.commit(c.opts.Log.V(1).WithValues("profile", k), lk, d, kr, c.opts.Now())
 			if err := kr.Errors[k]; err != nil {
 				res.Errors[k] = err
 			}

@@ -57,8 +57,11 @@ type keyState struct {
 	// fresh `reconcile --once` need not read and render a slot that has not changed.
 	Files map[string]safefs.FileID `json:",omitempty"`
 	Gen   string                   `json:",omitempty"`
-	// pending is the correction the planner last said waits ("" when none).
-	pending string
+	// pending is the correction the planner last said waits ("" when none); problem the last
+	// problem or warning reported for the key.
+	pending, problem string
+	// Events is the key's recent history, newest last (at most maxEvents).
+	Events []Event `json:",omitempty"`
 }
 
 // look is one key's snapshot: the planner's input, plus what the caller reports.

@@ -43,6 +43,8 @@ type ProfileStatus struct {
 	Actions           []string `json:"actions,omitempty"`
 	PortConflict      []string `json:"portConflict,omitempty"`
 	Error             string   `json:"error,omitempty"`
+	// Events is the profile's recent history, newest last.
+	Events []Event `json:"events,omitempty"`
 }
 
 // ProblemStatus is a skipped profile or foreign scandir entry.
@@ -93,7 +95,9 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 		if p.Profile == nil && p.Slot == nil {
 			continue
 		}
-		rep.Profiles = append(rep.Profiles, profileStatus(p, ports))
+		ps := profileStatus(p, ports)
+		ps.Events = c.state(p.Name).Events
+		rep.Profiles = append(rep.Profiles, ps)
 	}
 	for _, f := range l.foreign {
 		rep.Foreign = append(rep.Foreign, ProblemStatus{Name: f.Name, Error: f.Reason})

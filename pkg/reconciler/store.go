@@ -44,6 +44,8 @@ type record struct {
 	Memory
 	Files map[string]safefs.FileID `json:",omitempty"`
 	Gen   string                   `json:",omitempty"`
+	// Events is the profile's recent history (Controller.commit).
+	Events []Event `json:",omitempty"`
 }
 
 func (s *store) put(key string, m record) {
@@ -144,7 +146,7 @@ func (c *Controller) loadMemory() {
 		defer c.mu.Unlock()
 		for k, m := range mem {
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, Events: m.Events}
 			}
 		}
 	})
@@ -159,7 +161,8 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y keyState) bool {
-	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) {
+	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || len(x.Events) != len(y.Events) ||
+		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
 	}
 	a, b := x.Memory, y.Memory
