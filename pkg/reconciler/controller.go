@@ -178,9 +178,16 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 			if (a.Kind == Start || a.Kind == Stop) && lk.Slot != nil {
 				ks.ActedOn, ks.ActedAt = lk.Slot.Supervision.StatusID, now
 			}
+			if a.Kind == CleanStale {
+				continue // the boot pass's routine unlink of stale runtime files: no event
+			}
 			why := cause(a, lk, d, before.pending)
 			log.Info("Applied action", "action", a.String(), "reason", actionReason(a), "cause", why)
-			ks.Events = appendEvent(ks.Events, Event{Time: now, Type: "Normal", Reason: actionReason(a), Message: a.String() + ": " + why})
+			msg := a.String()
+			if why != "" {
+				msg += ": " + why
+			}
+			ks.Events = appendEvent(ks.Events, Event{Time: now, Type: "Normal", Reason: actionReason(a), Message: msg})
 		}
 	}
 	if d.Pending != before.pending && d.Pending != "" {

@@ -94,7 +94,7 @@ var _ = Describe("CLI: status, describe, render, diff and plan against a real tr
 		Expect(stdout).To(MatchRegexp(`(?m)^  Running +True +- +pid %d$`, env.SupervisedPid("coder")))
 		Expect(stdout).To(MatchRegexp(`(?m)^  FilesInSync +True`))
 		Expect(stdout).To(MatchRegexp(`(?m)^  run +in sync$`))
-		Expect(stdout).To(ContainSubstring("Events:  <none>"))
+		Expect(stdout).To(MatchRegexp(`(?m)^  Normal +Created +\S+ +create gateway-coder \(up\): intent up \(boot column\) from desired_state "running"`))
 		stdout, stderr, code = env.CLI("diff", "coder")
 		Expect(code).To(Equal(0), "diff of an in-sync slot: %s%s", stdout, stderr)
 		Expect(stdout).To(BeEmpty())

@@ -64,7 +64,7 @@ var _ = Describe("fault: a full tmpfs scandir", func() {
 			g.Expect(env.StatusJSON(g).Profile(g, "late").Phase).To(Equal("NoStatus"))
 		}).WithTimeout(convergeTimeout).Should(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(env.LogsMatching("Slot stuck")).NotTo(BeEmpty())
+			g.Expect(env.LogsMatching("Event", `"reason":"Stuck"`, "without a supervise/status")).NotTo(BeEmpty())
 		}).WithTimeout(convergeTimeout).Should(Succeed())
 
 		By("space comes back: the slot is re-created and its gateway runs")
