@@ -13,17 +13,18 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 build: ## Build bin/profile-controller (version from git describe)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/profile-controller ./cmd/profile-controller
 
-test: ## vet, gofmt, unit + e2e tests with -race, short fuzzing (installs s6 with apt-get if missing)
+test: ## Everything CI runs: vet, lint, unit + e2e tests with -race, fuzzing; ends "N passed, M failed"
 	./hack/test.sh
 
 bench: ## Benchmarks of ./pkg/... (6 runs each), with a table of medians
 	./hack/bench.sh
 
-lint: ## gofmt -l, go vet and staticcheck (with and without -tags e2e), go mod tidy leaves no diff
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+lint: ## gofmt, go vet and golangci-lint (each also with -tags e2e), shellcheck, go mod tidy -diff
+	source hack/lib.sh && check_gofmt
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/...
-	source hack/lib.sh && run_staticcheck
+	source hack/lib.sh && run_lint
+	source hack/lib.sh && ensure_tool shellcheck shellcheck && run_shellcheck
 	$(GO) mod tidy -diff
 
 demo: ## Self-contained demo on a temp HERMES_HOME with a real s6-svscan and a fake gateway

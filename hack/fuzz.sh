@@ -6,8 +6,11 @@
 # Budgets are execution counts, not durations: with a wall-clock -fuzztime, Go 1.26's fuzz
 # coordinator can fail a target with a bare "context deadline exceeded" when the deadline lands
 # while a worker is busy (go.dev/issue/75804, fixed in Go 1.27), which a loaded CI machine hits.
-# A count has no deadline to race. The counts take roughly 5-20 s each here. FUZZTIME (a count
-# such as 50000x, or a duration) overrides them all.
+# A count has no deadline to race. The counts take roughly 20-50 s each on a 2-core machine.
+# FUZZTIME (a count such as 50000x, or a duration) overrides them all.
+#
+# Each target's result is one line, "fuzz: ok <Target> <package> (<seconds> s)" or "fuzz: FAIL
+# ..." (hack/test.sh counts them), and the last line sums them up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,7 @@ budget() {
 	fi
 	case "$1" in
 	FuzzRenderRunScript) echo 30000x ;; # runs /bin/sh per input
+	FuzzDecodeConfig) echo 100000x ;;   # a YAML decode (twice with duplicates) per input
 	*) echo 300000x ;;
 	esac
 }
@@ -51,7 +55,11 @@ for t in "${targets[@]}"; do
 	name=${t#* }
 	fuzztime=$(budget "$name")
 	echo "== fuzz $name ($pkg, $fuzztime)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x "$pkg"; then
+	start=$SECONDS
+	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x "$pkg"; then
+		echo "fuzz: ok $name $pkg ($((SECONDS - start)) s)"
+	else
+		echo "fuzz: FAIL $name $pkg ($((SECONDS - start)) s)"
 		failed=$((failed + 1))
 	fi
 done

@@ -144,19 +144,19 @@ func (d *Dir) OpenRegular(name string, flags int) (int, unix.Stat_t, error) {
 // (ErrSymlink), non-regular files (ErrNotRegular; a FIFO or device is never opened for reading,
 // see OpenRegular) and files bigger than max (ErrTooBig). It returns the file's stat too (for a
 // refused file, the stat of what was found, when it could be taken).
-func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
+func (d *Dir) ReadFile(name string, limit int64) ([]byte, unix.Stat_t, error) {
 	fd, st, err := d.OpenRegular(name, unix.O_RDONLY)
 	if err != nil {
 		return nil, st, err
 	}
 	defer unix.Close(fd)
-	if st.Size > max {
-		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, st.Size, max)}
+	if st.Size > limit {
+		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, st.Size, limit)}
 	}
 	// Plain read(2) on the raw descriptor (no poller registration); the size can change after
 	// fstat, so read up to one byte past the cap to notice growth.
-	b := make([]byte, 0, min(st.Size, max)+1)
-	for int64(len(b)) <= max {
+	b := make([]byte, 0, min(st.Size, limit)+1)
+	for int64(len(b)) <= limit {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
@@ -177,8 +177,8 @@ func (d *Dir) ReadFile(name string, max int64) ([]byte, unix.Stat_t, error) {
 			break
 		}
 	}
-	if int64(len(b)) > max {
-		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: limit %d", ErrTooBig, max)}
+	if int64(len(b)) > limit {
+		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: limit %d", ErrTooBig, limit)}
 	}
 	return b, st, nil
 }
@@ -200,14 +200,14 @@ func (d *Dir) ReadDirNames() ([]string, error) {
 
 // ReadFile reads path capped at max bytes, refusing a symlink in the last component and
 // non-regular files, without blocking.
-func ReadFile(path string, max int64) ([]byte, unix.Stat_t, error) {
+func ReadFile(path string, limit int64) ([]byte, unix.Stat_t, error) {
 	dir, name := splitPath(path)
 	d, err := OpenDir(dir)
 	if err != nil {
 		return nil, unix.Stat_t{}, err
 	}
 	defer d.Close()
-	return d.ReadFile(name, max)
+	return d.ReadFile(name, limit)
 }
 
 func splitPath(path string) (dir, name string) {

@@ -2,7 +2,7 @@
 //
 // It turns HERMES_HOME into the desired state of every profile: which profiles exist, and, from
 // each profile's gateway_state.json, whether its gateway should be Up, Down or left alone (Hold),
-// at boot and at runtime (SPEC §2). Everything under HERMES_HOME is untrusted: every read goes
+// at boot and at runtime (docs/behaviour.md). Everything under HERMES_HOME is untrusted: every read goes
 // through internal/safefs (openat one component at a time with O_NOFOLLOW, regular files only,
 // never blocking on a FIFO, reads capped), and SOUL.md is only ever lstat'ed, never opened.
 //

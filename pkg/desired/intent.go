@@ -74,7 +74,7 @@ func jsonKind(v any) string {
 // IntentFromState maps a decoded gateway_state.json (nil map when there is no file) to
 // boot and runtime intents, plus a warning for unusable values.
 //
-// It implements the intent table of SPEC §2. readErr is why the file could not be used (unreadable,
+// It implements the intent table of docs/behaviour.md. readErr is why the file could not be used (unreadable,
 // too big, not a JSON object); it wins over everything else and gives Down/Hold with a warning.
 // Without readErr, hasFile false gives Down/Hold silently. An explicit null counts as an absent key.
 // The boot intent is never Hold. The warning is one line that does not name the file (the caller

@@ -385,9 +385,9 @@ func TestLoadRoots(t *testing.T) {
 			wantProfiles: []string{"default"}, wantListErr: "no such file or directory"},
 		{name: "profiles/ is a symlink",
 			setup: func(t *testing.T, home string) string {
-				real := filepath.Join(t.TempDir(), "real-profiles")
-				writeFile(t, filepath.Join(real, "coder", "SOUL.md"), "")
-				hostile.Symlink(t, real, filepath.Join(home, "profiles"))
+				realDir := filepath.Join(t.TempDir(), "real-profiles")
+				writeFile(t, filepath.Join(realDir, "coder", "SOUL.md"), "")
+				hostile.Symlink(t, realDir, filepath.Join(home, "profiles"))
 				return home
 			},
 			wantProfiles: []string{"default"}, wantListErr: "is a symlink", wantProblem: "is a symlink",
@@ -566,7 +566,7 @@ func TestLoadProfile(t *testing.T) {
 			if !strings.Contains(r.err.Error(), tt.wantErrText) {
 				t.Errorf("err = %v, want it to contain %q", r.err, tt.wantErrText)
 			}
-			if tt.wantErr != ErrNotProfile && errors.Is(r.err, ErrNotProfile) {
+			if !errors.Is(tt.wantErr, ErrNotProfile) && errors.Is(r.err, ErrNotProfile) {
 				t.Errorf("err %v must not wrap ErrNotProfile", r.err)
 			}
 		})

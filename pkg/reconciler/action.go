@@ -9,7 +9,8 @@ import (
 // Kind names an action.
 type Kind string
 
-// The actions of SPEC §4, plus rescan for a published slot no supervisor has picked up yet.
+// The actions of the behaviour contract (docs/behaviour.md), plus rescan for a published slot no
+// supervisor has picked up yet, and terminate and kill for the slot of a profile that is gone.
 const (
 	Create       Kind = "create"
 	Start        Kind = "start"

@@ -113,6 +113,7 @@ func BenchmarkReconcileKey(b *testing.B) {
 			ctl := newCtl()
 			ctx := context.Background()
 			key := benchvol.ProfileName(n / 2)
+			ctl.RefreshRoots()
 			if _, err := ctl.ReconcileKey(ctx, key); err != nil {
 				b.Fatal(err)
 			}
@@ -143,6 +144,7 @@ func BenchmarkResync(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
+				ctl.RefreshRoots() // as the loop does at each resync
 				for _, k := range names {
 					if _, err := ctl.ReconcileKey(ctx, k); err != nil {
 						b.Fatal(err)

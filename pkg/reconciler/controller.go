@@ -91,6 +91,8 @@ type Controller struct {
 	metrics  *metrics
 	guard    *volumeGuard
 	health   health
+	rootsMu  sync.Mutex
+	shared   *roots       // the loop's roots of the current resync (nil outside Run)
 	busy     atomic.Int32 // workers in a reconcile
 
 	lockMu   sync.Mutex
@@ -257,8 +259,11 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 	c.loadMemory()
 	now := c.opts.Now()
 	log := c.opts.Log.WithValues("profile", name)
-	r := c.openRoots()
-	defer r.close()
+	r := c.sharedRoots()
+	if r == nil {
+		r = c.openRoots()
+	}
+	defer r.release()
 	lk, d := c.look(r, name, false, now)
 	c.reportLook(log, lk)
 	var res Result

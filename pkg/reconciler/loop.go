@@ -116,6 +116,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			stop := time.AfterFunc(ShutdownGrace, cancelWork)
 			wg.Wait()
 			stop.Stop()
+			c.refreshRoots(false)
 			c.flushMemory()
 			return nil
 		case <-ticker.C:
@@ -136,6 +137,7 @@ func (c *Controller) feed(ctx context.Context, queue workqueue.TypedRateLimiting
 			return
 		case <-resync:
 		}
+		c.refreshRoots(true)
 		r := c.openRoots()
 		l := c.list(r, func(name string) bool { return !c.known(name) && (r.vol == nil || !r.vol.HasSoul(name)) })
 		r.close()

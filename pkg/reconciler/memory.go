@@ -16,8 +16,9 @@ const (
 )
 
 // Memory is what the controller remembers about one profile between passes: when the
-// intent last changed, and the crash-loop bookkeeping. It lives in the controller's memory
-// only; a restarted controller starts with none (and so with no backoff).
+// intent last changed, the crash-loop bookkeeping, the unregister of a gone profile. It is kept
+// in one small file per profile in the runtime dir (store.go), so `status` sees it and a
+// restarted controller keeps its backoff; a container restart (tmpfs) starts with none.
 type Memory struct {
 	// Seen is false until the profile was first observed.
 	Seen bool

@@ -112,7 +112,7 @@ func actionStrings(acts []Action) []string {
 	return out
 }
 
-// intentRow is one row of SPEC §2's intent table, with the intents desired derives for it.
+// intentRow is one row of the intent table (docs/behaviour.md), with the intents desired derives for it.
 type intentRow struct {
 	name                       string
 	desiredState, gatewayState string

@@ -15,7 +15,7 @@ import (
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
-// DefaultRunTemplate is the hermes image's run script (SPEC §6).
+// DefaultRunTemplate is the hermes image's run script (docs/behaviour.md, rendered files).
 const DefaultRunTemplate = `#!/command/with-contenv sh
 set -e
 export HOME=/opt/data

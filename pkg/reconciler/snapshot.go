@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hermes/profile-controller/internal/safefs"
@@ -22,6 +23,54 @@ type roots struct {
 	volErr  error
 	scan    *safefs.Dir // nil when the scandir cannot be opened (scanErr says why)
 	scanErr error
+	// shared roots are opened once per resync and used by every reconcile until the next
+	// (refs counts their users); see Controller.sharedRoots.
+	shared bool
+	refs   atomic.Int32
+}
+
+// release gives back roots from openRoots (closed now) or sharedRoots (closed by the last user
+// once they are replaced).
+func (r *roots) release() {
+	if !r.shared || r.refs.Add(-1) == 0 {
+		r.close()
+	}
+}
+
+// sharedRoots returns the roots the running loop opened at its last resync (nil when there
+// are none): a reconcile then costs only its profile's own syscalls. They may be up to one
+// resync period old; every decision that could lose something (an unregister) is re-checked
+// on freshly opened roots first (see snapshot), and the next resync opens them anew.
+func (c *Controller) sharedRoots() *roots {
+	c.rootsMu.Lock()
+	defer c.rootsMu.Unlock()
+	if c.shared == nil {
+		return nil
+	}
+	c.shared.refs.Add(1)
+	return c.shared
+}
+
+// refreshRoots opens the roots every reconcile shares until the next refresh (nil: none).
+func (c *Controller) refreshRoots(open bool) {
+	var r *roots
+	if open {
+		r = c.openRoots()
+		if r.vol == nil || r.scan == nil {
+			r.close() // a look then opens its own, and reports what is missing
+			r = nil
+		} else {
+			r.shared = true
+			r.refs.Store(1)
+		}
+	}
+	c.rootsMu.Lock()
+	old := c.shared
+	c.shared = r
+	c.rootsMu.Unlock()
+	if old != nil {
+		old.release()
+	}
 }
 
 func (c *Controller) openRoots() *roots {
@@ -164,6 +213,13 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 	}
 	if in.Profile != nil {
 		lk.warning = in.Profile.Warning
+	}
+	if in.Profile == nil && slot != nil && !in.Keep && in.Problem == nil && r.shared {
+		// About to unregister on roots that may be a resync period old (profiles/ swapped
+		// since?): decide on freshly opened ones.
+		fresh := c.openRoots()
+		defer fresh.close()
+		return c.snapshot(fresh, name, ks, boot, now)
 	}
 	if in.Profile == nil && slot != nil && !in.Keep && in.Problem == nil && r.vol != nil {
 		// About to unregister: only now is the volume's identity worth two fstat calls.

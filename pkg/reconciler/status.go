@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hermes/profile-controller/pkg/desired"
@@ -197,6 +198,10 @@ func phaseOf(ps ProfileStatus, m Memory) string {
 		return "NoStatus"
 	case m.Crashed && !ps.WantUp:
 		return "CrashLoopBackOff"
+	case strings.HasPrefix(ps.Pending, "Blocked"):
+		return "Blocked"
+	case strings.HasPrefix(ps.Pending, "Held"):
+		return "Held"
 	case ps.Pending != "":
 		return "Settling"
 	case ps.Paused:

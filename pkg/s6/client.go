@@ -155,7 +155,7 @@ func (c *Client) run(ctx context.Context, extra time.Duration, name string, args
 	}
 	switch {
 	case ctx.Err() != nil:
-		ce.Err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		ce.Err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 	case cctx.Err() != nil:
 		ce.Err = fmt.Errorf("timed out after %s: %w", timeout, context.DeadlineExceeded)
 	}

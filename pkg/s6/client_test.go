@@ -101,7 +101,7 @@ func expectMatchesSvstat(dir string, fields ...string) {
 	}).WithTimeout(waitLimit).Should(Succeed())
 }
 
-var _ = Describe("ReadSupervision against a real s6-svscan", func() {
+var _ = Describe("ReadSupervision against a realDir s6-svscan", func() {
 	It("reports a started service as up, with the pid s6-svstat prints", func(ctx SpecContext) {
 		_, dir := startSlot(ctx, []s6.File{runFile(sleepRun)}, false)
 		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeTrue()) }).Should(Succeed())
@@ -239,15 +239,15 @@ var _ = Describe("ReadSupervision against a real s6-svscan", func() {
 
 		d = mk("status-link")
 		Expect(os.Mkdir(filepath.Join(d, "supervise"), 0o700)).To(Succeed())
-		real := filepath.Join(base, "real-status")
-		Expect(os.WriteFile(real, make([]byte, 35), 0o644)).To(Succeed())
-		Expect(os.Symlink(real, filepath.Join(d, "supervise", "status"))).To(Succeed())
+		realDir := filepath.Join(base, "real-status")
+		Expect(os.WriteFile(realDir, make([]byte, 35), 0o644)).To(Succeed())
+		Expect(os.Symlink(realDir, filepath.Join(d, "supervise", "status"))).To(Succeed())
 		_, err = s6.ReadSupervision(d)
 		Expect(err).To(MatchError(ContainSubstring("symlink")))
 	})
 })
 
-var _ = Describe("Client against a real s6-svscan", func() {
+var _ = Describe("Client against a realDir s6-svscan", func() {
 	It("toggles a service down and up", func(ctx SpecContext) {
 		_, dir := startSlot(ctx, []s6.File{runFile(sleepRun)}, false)
 		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeTrue()) }).Should(Succeed())

@@ -177,7 +177,6 @@ func WaitAllSupervised(ctx context.Context, dirs []string, stall time.Duration) 
 		waiting[i] = i
 	}
 	last := time.Now()
-	interval := pollInterval
 	for {
 		left := waiting[:0]
 		for _, i := range waiting {
@@ -205,7 +204,7 @@ func WaitAllSupervised(ctx context.Context, dirs []string, stall time.Duration) 
 		}
 		// Poll quickly for a small batch, more gently for a large one (each poll reads every
 		// waiting dir), never slower than 50 ms.
-		interval = min(max(pollInterval, time.Duration(len(waiting))*20*time.Microsecond), 50*time.Millisecond)
+		interval := min(max(pollInterval, time.Duration(len(waiting))*20*time.Microsecond), 50*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			for _, i := range waiting {

@@ -21,7 +21,7 @@ import (
 // root can write: a group member can read status and probe lock (s6-svstat), write control
 // (s6-svc) and subscribe in event/ (s6-svwait), but cannot plant a symlink or a file under a name
 // s6-supervise later opens with O_CREAT (status.new, lock, death_tally). That is why supervise/
-// is not owned by the user, as SPEC §6 first had it: the owner of supervise/ could point
+// is not owned by the user, as an earlier design had it: the owner of supervise/ could point
 // supervise/status.new at any file and have root truncate it.
 //
 // Every entry is owned by the calling process's uid (-1 to fchown), chowned before it is

@@ -234,7 +234,7 @@ func CreateSlot(scandir, slot string, files []File, down bool, owner *Owner) (er
 	defer func() {
 		if !published {
 			if rerr := removeEntry(sd, staging); rerr != nil {
-				err = fmt.Errorf("%w (and cleaning up: %v)", err, rerr)
+				err = fmt.Errorf("%w (and cleaning up: %w)", err, rerr)
 			}
 		}
 	}()

@@ -18,7 +18,7 @@ import (
 )
 
 // fixtureDir holds real status files and what s6-svstat printed for them (see the README of
-// /work/shared/fixtures/s6-status, from which this tree was copied).
+// the project's reference captures, from which this tree was copied).
 const fixtureDir = "testdata/s6-status"
 
 // taiOffset is 2^62 + 37: a TAI64 label minus this is Unix seconds (after 2017).

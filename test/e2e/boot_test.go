@@ -164,7 +164,7 @@ var _ = Describe("1. boot pass: reconcile --once --boot over every row of the in
 			Expect(got).To(HaveKey(r.name))
 			Expect(got[r.name].Action).To(Equal(action), "action for %s", r.name)
 			if r.prior == "<number>" {
-				// SPEC §2 says "desired_state verbatim" but not how a non-string renders; the
+				// The behaviour contract (docs/behaviour.md) says "desired_state verbatim" but not how a non-string renders; the
 				// gateway_state fallback is the other defensible reading.
 				Expect(got[r.name].Prior).To(BeElementOf("1", "running"), "prior_state for %s", r.name)
 			} else {

@@ -55,12 +55,14 @@ var _ = Describe("boot pass: cut short, run twice", func() {
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
 			select {
-			case <-exited:
+			case err := <-exited:
+				fmt.Fprintf(GinkgoWriter, "run %d: the first boot pass finished: %v\n", run, err)
 			case <-time.After(delay):
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					Expect(err).To(MatchError(os.ErrProcessDone))
 				}
-				<-exited
+				err := <-exited
+				fmt.Fprintf(GinkgoWriter, "run %d: killed: %v\n", run, err)
 			}
 			// Whatever the kill left: the gateways up now were started in this container.
 			pids := map[string]int{}
@@ -119,7 +121,8 @@ var _ = Describe("boot pass: cut short, run twice", func() {
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
 			select {
-			case <-exited:
+			case err := <-exited:
+				fmt.Fprintf(GinkgoWriter, "run %d: finished before the SIGTERM: %v\n", run, err)
 			case <-time.After(delay):
 				Expect(cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
 				Eventually(exited).WithTimeout(5 * time.Second).Should(Receive())

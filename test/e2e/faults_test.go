@@ -397,8 +397,8 @@ var _ = Describe("fault: the profiles root vanishes or is not a directory", func
 		away := profiles + ".away"
 
 		cases := []struct {
-			what          string
-			break_, mend_ func()
+			what            string
+			breakIt, mendIt func()
 		}{
 			{"moved away (an unmounted volume)",
 				func() { Expect(os.Rename(profiles, away)).To(Succeed()) },
@@ -425,7 +425,7 @@ var _ = Describe("fault: the profiles root vanishes or is not a directory", func
 		for _, c := range cases {
 			By("profiles/ " + c.what)
 			reported := len(env.LogsMatching("", "profiles root could not be read", `"profile":"alpha"`))
-			c.break_()
+			c.breakIt()
 			Eventually(func(g Gomega) {
 				doc := env.StatusJSON(g)
 				g.Expect(doc.Problems).To(ContainElement(HaveField("Error", ContainSubstring("profiles root not listed"))))
@@ -441,7 +441,7 @@ var _ = Describe("fault: the profiles root vanishes or is not a directory", func
 			}).WithTimeout(2500 * time.Millisecond).WithPolling(50 * time.Millisecond).Should(Succeed())
 			Expect(env.StatusJSON(Default).Problems).To(ContainElement(HaveField("Error", ContainSubstring("profiles root not listed"))), "reported until it clears")
 
-			c.mend_()
+			c.mendIt()
 			Eventually(func(g Gomega) {
 				doc := env.StatusJSON(g)
 				g.Expect(doc.Problems).To(BeEmpty())
