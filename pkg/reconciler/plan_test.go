@@ -918,3 +918,25 @@ func TestPlanProfileStuckSupervisor(t *testing.T) {
 		t.Errorf("a boot pass re-created a slot: %v", actionStrings(d.Actions))
 	}
 }
+
+// TestSettleClockJump: a supervisor change dated in the future (the wall clock stepped back
+// since s6 wrote it) never makes the settle wait longer than the settle period, and a crash-loop
+// wait is never longer than the backoff delay.
+func TestSettleClockJump(t *testing.T) {
+	period := 15 * time.Second
+	changed := t0.Add(time.Hour) // written before the clock went back an hour
+	wait, drift, why := settle(t0.Add(-time.Hour), changed, t0, period)
+	if wait > period || wait <= 0 || !drift || why != "Settling" {
+		t.Errorf("settle after a backward clock step: wait %s drift %v %q; want at most %s", wait, drift, why, period)
+	}
+	r := planRenderer(t)
+	p := newProfile("coder", desired.Up, desired.Up, t0.Add(-2*time.Hour))
+	files := render(t, r, p)
+	mem := Memory{Seen: true, Intent: desired.Up, IntentSince: p.StateModTime, StateModTime: p.StateModTime,
+		Accepted: desired.Up, Crashed: true, Failures: 1, NextStart: t0.Add(time.Hour)}
+	slot := newSlot("coder", files, supervisedBy(stExited78, t0.Add(-time.Second)))
+	d := PlanProfile(Input{Name: "coder", Now: t0, Profile: p, Files: files, Slot: slot, Memory: mem}, testRules)
+	if d.RequeueAfter <= 0 || d.RequeueAfter > backoffDelay(1) {
+		t.Errorf("crash-loop wait after a backward clock step = %s, want at most %s", d.RequeueAfter, backoffDelay(1))
+	}
+}

@@ -15,11 +15,12 @@ import (
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
-// DefaultRunTemplate is the hermes image's run script (docs/behaviour.md, rendered files).
+// DefaultRunTemplate is the hermes image's run script (docs/behaviour.md, rendered files). HOME and
+// the working directory are the configured hermesHome (/opt/data in the image).
 const DefaultRunTemplate = `#!/command/with-contenv sh
 set -e
-export HOME=/opt/data
-cd /opt/data
+export HOME={{shword .HermesHome}}
+cd {{shword .HermesHome}}
 {{range .Env}}export {{.Key}}={{shquote .Value}}
 {{end}}export HERMES_S6_SUPERVISED_CHILD=1
 export HERMES_SUPERVISED_CHILD=1
@@ -35,9 +36,10 @@ if [ "$1" = 0 ] || [ "$1" = 78 ]; then exit 125; fi
 exit 0
 `
 
-// DefaultLogRunTemplate logs a gateway to $HERMES_HOME/logs/gateways/<name> (HERMES_HOME resolved at run time).
+// DefaultLogRunTemplate logs a gateway to $HERMES_HOME/logs/gateways/<name> (HERMES_HOME resolved at
+// run time, defaulting to the configured hermesHome).
 const DefaultLogRunTemplate = `#!/command/with-contenv sh
-: "${HERMES_HOME:=/opt/data}"
+: "${HERMES_HOME:={{shword .HermesHome}}}"
 log_dir="$HERMES_HOME/logs/gateways/{{.Name}}"
 {{if .User}}if [ "$(id -u)" = 0 ]; then
   s6-setuidgid {{shquote .User}} mkdir -p "$log_dir"
@@ -96,8 +98,25 @@ func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
+// ShellWord is s as one shell word: as it is when it holds only characters no shell treats
+// specially (letters, digits, / . _ - + : @ , =), else ShellQuote(s). So the image's /opt/data
+// renders exactly as it always did.
+func ShellWord(s string) string {
+	if s == "" {
+		return "''"
+	}
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', strings.ContainsRune("/._-+:@,=", r):
+		default:
+			return ShellQuote(s)
+		}
+	}
+	return s
+}
+
 // FuncMap is the function map every template gets.
-var FuncMap = template.FuncMap{"shquote": ShellQuote}
+var FuncMap = template.FuncMap{"shquote": ShellQuote, "shword": ShellWord}
 
 // NewRenderer parses the templates (defaults where empty) and validates the extra env keys.
 func NewRenderer(t Templates, env map[string]string, hermesHome, user string) (*Renderer, error) {

@@ -425,3 +425,31 @@ func TestRenderCustomTemplatesSeeData(t *testing.T) {
 		t.Errorf("finish (-want +got):\n%s", diff)
 	}
 }
+
+// TestRenderHermesHome: the default templates use the configured hermesHome (HOME, the working
+// directory, the log dir's default), quoted when it needs to be; the image's /opt/data renders
+// as it always did.
+func TestRenderHermesHome(t *testing.T) {
+	for home, want := range map[string][]string{
+		"/opt/data":        {"export HOME=/opt/data\n", "cd /opt/data\n", `: "${HERMES_HOME:=/opt/data}"`},
+		"/srv/hermes data": {"export HOME='/srv/hermes data'\n", "cd '/srv/hermes data'\n", `: "${HERMES_HOME:='/srv/hermes data'}"`},
+	} {
+		r, err := NewRenderer(Templates{}, nil, home, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := r.Render(desired.Profile{Name: "coder", Dir: home + "/profiles/coder", Port: desired.Port("coder")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := ""
+		for _, f := range files {
+			all += string(f.Data)
+		}
+		for _, w := range want {
+			if !strings.Contains(all, w) {
+				t.Errorf("hermesHome %q: rendered files lack %q:\n%s", home, w, all)
+			}
+		}
+	}
+}

@@ -49,9 +49,15 @@ func TestTemplateSecurityNoCodeExecution(t *testing.T) {
 			}
 		}
 	}
-	// The whole function map the templates get.
-	if len(reconciler.FuncMap) != 1 || reconciler.FuncMap["shquote"] == nil {
-		t.Errorf("FuncMap = %v, want only shquote", reconciler.FuncMap)
+	// The whole function map the templates get: two pure quoting functions.
+	if len(reconciler.FuncMap) != 2 || reconciler.FuncMap["shquote"] == nil || reconciler.FuncMap["shword"] == nil {
+		t.Errorf("FuncMap = %v, want only shquote and shword", reconciler.FuncMap)
+	}
+	for _, s := range []string{"", "/opt/data", "a b", "$(id)", "`id`", "x;y", "it's", "a\nb", "*"} {
+		out, err := exec.Command("sh", "-c", "printf %s "+reconciler.ShellWord(s)).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("sh reads ShellWord(%q) = %q as %q (%v)", s, reconciler.ShellWord(s), out, err)
+		}
 	}
 }
 
