@@ -129,6 +129,7 @@ func newController(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prom
 		Rules:             reconciler.Rules{SettlePeriod: cfg.SettlePeriod.Duration, MinUptime: cfg.MinUptime.Duration},
 		ResyncPeriod:      cfg.ResyncPeriod.Duration,
 		UnregisterTimeout: cfg.UnregisterTimeout.Duration,
+		HeartbeatTimeout:  cfg.HeartbeatTimeout.Duration,
 		ServicesMax:       cfg.ServicesMax,
 		CleanStale:        func(profile string) ([]string, error) { return volume.CleanStaleProfile(home, profile) },
 		BootLog:           func(lines []string) error { return volume.AppendBootLog(home, lines) },

@@ -41,6 +41,9 @@ type Config struct {
 	MinUptime Duration `yaml:"minUptime,omitempty"`
 	// UnregisterTimeout bounds the wait for a slot to go down before removal (default 10s).
 	UnregisterTimeout Duration `yaml:"unregisterTimeout,omitempty"`
+	// HeartbeatTimeout: a gateway s6 says is up whose heartbeat file is older is reported Stale
+	// in status (default 120s; report only; off for a gateway that never wrote one).
+	HeartbeatTimeout Duration `yaml:"heartbeatTimeout,omitempty"`
 	// CommandTimeout bounds each s6 command (default 5s).
 	CommandTimeout Duration `yaml:"commandTimeout,omitempty"`
 	// ServicesMax is s6-svscan's service limit, loggers included (default 1000; 0 keeps the default).
@@ -83,6 +86,7 @@ const (
 	DefaultSettlePeriod      = 15 * time.Second
 	DefaultMinUptime         = 10 * time.Second
 	DefaultUnregisterTimeout = 10 * time.Second
+	DefaultHeartbeatTimeout  = 120 * time.Second
 	DefaultCommandTimeout    = 5 * time.Second
 	DefaultServicesMax       = 1000
 )
@@ -287,6 +291,7 @@ func (c *Config) Default(stat StatFunc) {
 		{&c.SettlePeriod, DefaultSettlePeriod},
 		{&c.MinUptime, DefaultMinUptime},
 		{&c.UnregisterTimeout, DefaultUnregisterTimeout},
+		{&c.HeartbeatTimeout, DefaultHeartbeatTimeout},
 		{&c.CommandTimeout, DefaultCommandTimeout},
 	} {
 		if d.p.Duration == 0 {
@@ -327,7 +332,7 @@ func (c Config) Validate(funcs template.FuncMap) error {
 		v    Duration
 	}{
 		{"resyncPeriod", c.ResyncPeriod}, {"settlePeriod", c.SettlePeriod}, {"minUptime", c.MinUptime},
-		{"unregisterTimeout", c.UnregisterTimeout}, {"commandTimeout", c.CommandTimeout},
+		{"unregisterTimeout", c.UnregisterTimeout}, {"heartbeatTimeout", c.HeartbeatTimeout}, {"commandTimeout", c.CommandTimeout},
 	} {
 		if d.v.Duration <= 0 {
 			add("%s must be positive, got %s", d.name, d.v.Duration)

@@ -178,6 +178,12 @@ func conditions(ps reconciler.ProfileStatus) []condition {
 	}
 	out = append(out, running, wanted, ready)
 
+	// Stale: s6 says up, but the gateway's heartbeat is older than heartbeatTimeout (report
+	// only; shown once the gateway has written a heartbeat).
+	if ps.Heartbeat != "" {
+		out = append(out, condition{Type: "Stale", Status: b(ps.Stale), Message: "heartbeat " + ps.Heartbeat})
+	}
+
 	sync := condition{Type: "FilesInSync", Status: "Unknown"}
 	if ps.SlotExists {
 		sync.Status = b(len(ps.Drift) == 0)

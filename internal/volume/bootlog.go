@@ -31,16 +31,20 @@ const bootTimeLayout = "2006-01-02T15:04:05-0700"
 
 // FormatBootLine renders one boot-log line (without a newline):
 //
-//	<%Y-%m-%dT%H:%M:%S%z> profile=<p> prior_state=<s> action=<a> prior_exit=unknown
+//	<%Y-%m-%dT%H:%M:%S%z> profile=<p> prior_state=<s> action=<a> prior_exit=<clean|unclean|unknown>
 //
 // t is shown in its own location. A value that is not a plain token (letters, digits and
 // "_-.:+", non-empty) is Go-quoted, so the line never holds a line break or an extra field.
-func FormatBootLine(t time.Time, profile, priorState, action string) string {
+// An empty priorExit is "unknown".
+func FormatBootLine(t time.Time, profile, priorState, action, priorExit string) string {
+	if priorExit == "" {
+		priorExit = "unknown"
+	}
 	return t.Format(bootTimeLayout) +
 		" profile=" + token(profile) +
 		" prior_state=" + token(priorState) +
 		" action=" + token(action) +
-		" prior_exit=unknown"
+		" prior_exit=" + token(priorExit)
 }
 
 func token(s string) string {

@@ -41,9 +41,15 @@ func TestFormatBootLine(t *testing.T) {
 		{name: "empty value", t: utc, profile: "a", prior: "", action: "registered",
 			want: `2026-11-21T23:30:21+0000 profile=a prior_state="" action=registered prior_exit=unknown`},
 	}
+	for _, exit := range []string{"clean", "unclean"} {
+		want := "2026-11-21T23:30:21+0000 profile=coder prior_state=running action=started prior_exit=" + exit
+		if got := FormatBootLine(utc, "coder", "running", "started", exit); got != want {
+			t.Errorf("FormatBootLine(%s) = %s, want %s", exit, got, want)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := FormatBootLine(tt.t, tt.profile, tt.prior, tt.action); got != tt.want {
+			if got := FormatBootLine(tt.t, tt.profile, tt.prior, tt.action, ""); got != tt.want {
 				t.Errorf("FormatBootLine() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})

@@ -49,6 +49,9 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Workers is the number of keys reconciled in parallel (default 4); a key never runs twice at once.
 	Workers int
+	// HeartbeatTimeout: a gateway s6 says is up whose heartbeat is older is reported Stale
+	// (default 120 s; never acted on).
+	HeartbeatTimeout time.Duration
 	// Version is the build's version, for profile_controller_build_info.
 	Version string
 	// OnReady, when set, is called once by Run when the boot pass (if any) is done and the loop
@@ -75,6 +78,9 @@ func (o *Options) defaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
+	}
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 120 * time.Second
 	}
 }
 

@@ -18,7 +18,10 @@ import (
 // Line is one profile's outcome of a pass.
 type Line struct {
 	Profile, PriorState, Action string
-	Err                         error
+	// PriorExit is how the profile's gateway ended in the previous container (boot pass only:
+	// clean, unclean or unknown, from its lifecycle ledger).
+	PriorExit string
+	Err       error
 }
 
 // String renders the line as `reconcile` prints it.
@@ -163,6 +166,15 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		rep.Problems = append(rep.Problems, desired.Problem{Path: r.vol.ProfilesPath(), Err: l.listErr})
 	}
 	rep.Actions = actions
+	// Read before anything starts: a started gateway rewrites its ledger.
+	priorExit := map[string]string{}
+	if boot && r.vol != nil {
+		for _, p := range ps {
+			if p.Profile != nil {
+				priorExit[p.Name] = r.vol.Forensics(p.Name).PriorExit
+			}
+		}
+	}
 	res := Result{Errors: map[string]error{}}
 	if !dryRun {
 		res = c.exec.Apply(ctx, actions)
@@ -186,8 +198,9 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		}
 		rep.Lines = append(rep.Lines, Line{
 			Profile: p.Name, PriorState: p.Profile.PriorState(),
-			Action: outcome(boot, p.Profile.IntentAt(boot), p.Actions, p.Decision),
-			Err:    res.Errors[p.Name],
+			Action:    outcome(boot, p.Profile.IntentAt(boot), p.Actions, p.Decision),
+			PriorExit: priorExit[p.Name],
+			Err:       res.Errors[p.Name],
 		})
 	}
 	for _, pr := range rep.Problems {
@@ -283,7 +296,7 @@ func (c *Controller) finishBoot(now time.Time, lines []Line) (warning, err error
 			if l.Action == "unregistered" {
 				continue
 			}
-			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l)))
+			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l), l.PriorExit))
 		}
 		// The boot logger's errors say "boot log: ..." themselves.
 		warning = c.opts.BootLog(out)

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -44,6 +45,13 @@ type ProfileStatus struct {
 	Actions           []string `json:"actions,omitempty"`
 	PortConflict      []string `json:"portConflict,omitempty"`
 	Error             string   `json:"error,omitempty"`
+	// LastExit is how the gateway's last run ended by its lifecycle ledger: "clean (exit N)",
+	// "unclean" (died without an exit path) or "unknown"; while it runs the ledger says running.
+	LastExit string `json:"lastExit,omitempty"`
+	// Heartbeat is when the gateway last touched its heartbeat file (RFC 3339; "" when never);
+	// Stale is set when s6 says up but the heartbeat is older than heartbeatTimeout (report only).
+	Heartbeat string `json:"heartbeat,omitempty"`
+	Stale     bool   `json:"stale,omitempty"`
 	// Events is the profile's recent history, newest last.
 	Events []Event `json:"events,omitempty"`
 }
@@ -98,6 +106,9 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 		}
 		ps := profileStatus(p, ports)
 		ps.Events = c.state(p.Name).Events
+		if p.Profile != nil && r.vol != nil {
+			c.fillForensics(&ps, r.vol.Forensics(p.Name), now)
+		}
 		rep.Profiles = append(rep.Profiles, ps)
 	}
 	for _, f := range l.foreign {
@@ -212,4 +223,24 @@ func phaseOf(ps ProfileStatus, m Memory) string {
 		return "Starting"
 	}
 	return "Stopped"
+}
+
+// fillForensics adds the gateway's last exit and heartbeat to a status line.
+func (c *Controller) fillForensics(ps *ProfileStatus, f desired.Forensics, now time.Time) {
+	switch {
+	case ps.Up && f.PriorExit == desired.PriorExitUnclean:
+		// The ledger of the run going on now says running: there is no last exit to tell.
+	case f.PriorExit == desired.PriorExitClean:
+		ps.LastExit = "clean"
+		if f.ExitCode >= 0 {
+			ps.LastExit = fmt.Sprintf("clean (exit %d)", f.ExitCode)
+		}
+	default:
+		ps.LastExit = f.PriorExit
+	}
+	if f.HeartbeatAt.IsZero() {
+		return // never written: the check is off
+	}
+	ps.Heartbeat = f.HeartbeatAt.UTC().Format(time.RFC3339)
+	ps.Stale = ps.Up && now.Sub(f.HeartbeatAt) > c.opts.HeartbeatTimeout
 }

@@ -10,6 +10,10 @@
 //     marker is consumed, "stopped" is persisted and it exits 0. Without the marker the signal is
 //     unplanned (docker stop, s6-svc -d from anyone but the hermes CLI): it persists "running" and
 //     exits 1, like hermes after PR #43236;
+//   - it keeps the lifecycle ledger <profile dir>/state/gateway.lifecycle.json ({"phase":"running",
+//     "pid"} at start, {"phase":"exited","exit_code"} on every exit path; a SIGKILL leaves
+//     "running"), touches state/gateway.heartbeat every FAKE_GATEWAY_HEARTBEAT (default 1s; "off":
+//     never), and lists the profile it serves as served_profiles in the state file;
 //   - --crash-after D exits 1 after running for D; FAKE_GATEWAY_EXIT_CODE=N exits N right after
 //     persisting "running".
 //
@@ -36,7 +40,59 @@ const (
 )
 
 func main() {
-	os.Exit(run())
+	code := run()
+	if ledgerPath != "" {
+		// The exit path of the real gateway: the ledger says it exited, and how.
+		if err := writeJSON(ledgerPath, map[string]any{"phase": "exited", "pid": os.Getpid(), "exit_code": code}); err != nil {
+			logf("ledger: %v", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// ledgerPath is <profile dir>/state/gateway.lifecycle.json once the gateway got that far.
+var ledgerPath string
+
+// startForensics writes the lifecycle ledger (phase running) and touches the heartbeat every
+// FAKE_GATEWAY_HEARTBEAT (default 1s; "off": never), as the real gateway does.
+func startForensics(profileDir string) {
+	stateDir := filepath.Join(profileDir, "state")
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		logf("state dir: %v", err)
+		return
+	}
+	ledgerPath = filepath.Join(stateDir, "gateway.lifecycle.json")
+	if err := writeJSON(ledgerPath, map[string]any{"phase": "running", "pid": os.Getpid()}); err != nil {
+		logf("ledger: %v", err)
+	}
+	if os.Getenv("FAKE_GATEWAY_HEARTBEAT") == "off" {
+		return
+	}
+	every, err := envDuration("FAKE_GATEWAY_HEARTBEAT", time.Second)
+	if err != nil || every <= 0 {
+		every = time.Second
+	}
+	beat := filepath.Join(stateDir, "gateway.heartbeat")
+	touch := func() {
+		if err := os.WriteFile(beat, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
+			logf("heartbeat: %v", err)
+		}
+	}
+	touch()
+	go func() {
+		for range time.Tick(every) {
+			touch()
+		}
+	}()
+}
+
+// writeJSON replaces path atomically with v as compact JSON.
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return atomicWrite(path, b)
 }
 
 func run() int {
@@ -69,6 +125,7 @@ func run() int {
 		return exitFatalConfig
 	}
 
+	startForensics(dir)
 	persist(*stateFile, "starting")
 	select {
 	case sig := <-sigs:
@@ -111,13 +168,24 @@ func stop(stateFile string, sig os.Signal) int {
 // persist merges gateway_state, pid and updated_at into the state file, logging any failure.
 func persist(stateFile, gatewayState string) {
 	fields := map[string]any{
-		"gateway_state": gatewayState,
-		"pid":           os.Getpid(),
-		"updated_at":    time.Now().UTC().Format(time.RFC3339),
+		"gateway_state":   gatewayState,
+		"pid":             os.Getpid(),
+		"updated_at":      time.Now().UTC().Format(time.RFC3339),
+		"served_profiles": []string{profileName(stateFile)},
 	}
 	if err := mergeWrite(stateFile, fields); err != nil {
 		logf("persist %s: %v", gatewayState, err)
 	}
+}
+
+// profileName is the profile a state file belongs to: <name> for profiles/<name>/, else the
+// root profile "default". (The real gateway in multiplex mode lists every profile it serves.)
+func profileName(stateFile string) string {
+	dir := filepath.Dir(stateFile)
+	if filepath.Base(filepath.Dir(dir)) == "profiles" {
+		return filepath.Base(dir)
+	}
+	return "default"
 }
 
 // mergeWrite lays fields over the JSON object on disk (a missing or unparsable file counts as
