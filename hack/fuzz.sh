@@ -20,9 +20,9 @@ budget() {
 		return
 	fi
 	case "$1" in
-	FuzzRenderRunScript) echo 30000x ;; # runs /bin/sh per input
-	FuzzDecodeConfig) echo 100000x ;;   # a YAML decode (twice with duplicates) per input
-	*) echo 300000x ;;
+	FuzzRenderRunScript) echo 15000x ;; # runs /bin/sh per input
+	FuzzDecodeConfig) echo 50000x ;;   # a YAML decode (twice with duplicates) per input
+	*) echo 150000x ;;
 	esac
 }
 
