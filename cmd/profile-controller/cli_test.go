@@ -145,9 +145,9 @@ func TestCLIExitCodes(t *testing.T) {
 			args:  []string{"status", "-o", "wide"}, want: exitUnhealthy, wantStdout: "Unsupervised",
 		},
 		{
-			name:  "status -o json, unhealthy: the verdict is in the document",
+			name:  "status -o json, unhealthy: the verdict is in the document and the exit status",
 			setup: func(t *testing.T, e *cliEnv) { e.slot(t, "default") },
-			args:  []string{"status", "-o", "json"}, want: exitOK, wantStdout: `"healthy": false`,
+			args:  []string{"status", "-o", "json"}, want: exitUnhealthy, wantStdout: `"healthy": false`,
 		},
 		{
 			name:  "status, a skipped profile dir",

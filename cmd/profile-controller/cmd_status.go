@@ -87,7 +87,7 @@ SIGTERM (then exit 0).`,
 // are neither a profile nor a slot.
 type statusFetch func(context.Context) (reconciler.StatusReport, []string, error)
 
-// statusOnce prints the report; exit status 3 for an unhealthy one in the table forms. Names
+// statusOnce prints the report; exit status 3 for an unhealthy one, in every output form. Names
 // not found are an error, after whatever was found is shown.
 func (a *app) statusOnce(ctx context.Context, fetch statusFetch, output string) error {
 	rep, missing, err := fetch(ctx)
@@ -102,7 +102,7 @@ func (a *app) statusOnce(ctx context.Context, fetch statusFetch, output string) 
 	if len(missing) > 0 {
 		return notFound(missing)
 	}
-	if (output == "table" || output == "wide") && len(unhealthy(rep)) > 0 {
+	if len(unhealthy(rep)) > 0 {
 		return &exitError{code: exitUnhealthy}
 	}
 	return nil

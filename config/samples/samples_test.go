@@ -1,7 +1,7 @@
 // Package samples holds no code: its tests check the sample tree in config/samples, the files an
 // image or a host installs to run profile-controller. They check what s6-rc-compile and
-// s6-overlay would refuse or silently ignore (s6-rc itself is not packaged on Debian bookworm;
-// TestS6RCCompile runs the real s6-rc-compile when one is installed), the scripts' syntax and
+// s6-overlay would refuse or silently ignore (s6-rc itself is not packaged on Debian bookworm, so
+// its compile rules are applied here, not run), the scripts' syntax and
 // paths, the Dockerfile fragment against the tree, and that the real binary accepts the sample
 // configs and the longrun's command line, including its readiness notification. Nothing here
 // needs root.
@@ -300,53 +300,6 @@ func TestS6RCSourceDefinitions(t *testing.T) {
 	}
 	if !slices.ContainsFunc(members, func(m os.DirEntry) bool { return m.Name() == "profile-controller" }) {
 		t.Errorf("the profile-controller longrun is not in the user bundle: s6-overlay would never start it")
-	}
-}
-
-// findS6RCCompile returns a real s6-rc-compile, or "".
-func findS6RCCompile() string {
-	if p, err := exec.LookPath("s6-rc-compile"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/command/s6-rc-compile"); err == nil {
-		return "/command/s6-rc-compile"
-	}
-	return ""
-}
-
-// TestS6RCCompile compiles the sample the way s6-overlay's stage 2 does (its s6-rc.d, its
-// user-bundles.d, its own sources, here reduced to empty bundles), with a real s6-rc-compile
-// when one is installed.
-func TestS6RCCompile(t *testing.T) {
-	compile := findS6RCCompile()
-	if compile == "" {
-		t.Skip("s6-rc-compile is not installed (s6-rc is not packaged on Debian bookworm); TestS6RCSourceDefinitions applies its rules")
-	}
-	tmp := t.TempDir()
-	bundles := filepath.Join(tmp, "user-bundles.d")
-	overlay := filepath.Join(tmp, "overlay-sources")
-	for _, b := range []string{filepath.Join(bundles, "user"), filepath.Join(bundles, "user2"),
-		filepath.Join(overlay, "base"), filepath.Join(overlay, "top")} {
-		if err := os.MkdirAll(filepath.Join(b, "contents.d"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(b, "type"), []byte("bundle\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	members, _ := os.ReadDir(filepath.Join("s6-overlay", "user-bundles.d", "user", "contents.d"))
-	for _, m := range members {
-		if err := os.WriteFile(filepath.Join(bundles, "user", "contents.d", m.Name()), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out, err := exec.Command(compile, "-v2", "--", filepath.Join(tmp, "db"),
-		filepath.Join("s6-overlay", "s6-rc.d"), bundles, overlay).CombinedOutput()
-	if err != nil {
-		t.Fatalf("s6-rc-compile: %v\n%s", err, out)
-	}
-	if notif := filepath.Join(tmp, "db", "servicedirs", "profile-controller", "notification-fd"); read(t, notif) != "3\n" {
-		t.Errorf("the compiled longrun has no notification-fd 3")
 	}
 }
 

@@ -82,7 +82,7 @@ var _ = Describe("6. status -o json agrees with s6-svstat for every slot", func(
 
 		Eventually(func(g Gomega) {
 			stdout, stderr, code := env.CLI("status", "-o", "json")
-			g.Expect(code).To(Equal(0), "stderr: %s", stderr)
+			g.Expect(code).To(Or(Equal(0), Equal(3)), "stderr: %s", stderr) // 3: the fixture has unhealthy profiles
 			var doc statusDoc
 			g.Expect(json.Unmarshal([]byte(stdout), &doc)).To(Succeed(), "status -o json output: %s", stdout)
 			g.Expect(doc.Problems).NotTo(BeNil(), "no problems array")
