@@ -40,7 +40,7 @@ func (c *Controller) Lock() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	scan, err := takeLock(filepath.Join(c.opts.Scandir, ScandirLockName))
+	scan, err := takeSilentLock(filepath.Join(c.opts.Scandir, ScandirLockName))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		run.Close()
 		return nil, err
@@ -77,7 +77,50 @@ func takeLock(path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is held by pid %s", ErrLocked, path, strings.TrimSpace(string(b[:n])))
 	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	// Our pid, written only when the file does not already say it (a no-op pass writes nothing).
+	want := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	have := make([]byte, len(want)+1)
+	if n, _ := f.ReadAt(have, 0); n != len(want) || string(have[:n]) != string(want) {
+		_ = f.Truncate(0)
+		_, _ = f.WriteAt(want, 0)
+	}
 	return f, nil
+}
+
+// takeSilentLock opens (creating it empty, never through a symlink) and flocks path without
+// ever writing to it, so a pass with nothing to do changes nothing in the scandir. A lock held
+// elsewhere is ErrLocked naming the path and the holder's pid, which the kernel lists in
+// /proc/locks.
+func takeSilentLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: not a regular file", path)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is held by pid %s", ErrLocked, path, flockHolder(st))
+	}
+	return f, nil
+}
+
+// flockHolder finds the pid holding a flock on the file st describes in /proc/locks
+// ("1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"), or "unknown".
+func flockHolder(st unix.Stat_t) string {
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return "unknown"
+	}
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == want {
+			return f[4]
+		}
+	}
+	return "unknown"
 }

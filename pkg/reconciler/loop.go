@@ -390,11 +390,14 @@ func (w *watcher) run(ctx context.Context) {
 			}
 			dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
 			switch {
+			// Only names that can change a decision bring a look: a gateway's read-merge-write
+			// of its state file (temp file created, written, closed, renamed) is one look, not five.
 			case dir == home:
-				if base == "profiles" {
+				switch base {
+				case "profiles":
 					w.watch(profiles)
 					w.all()
-				} else {
+				case desired.StateFileName:
 					w.add(desired.DefaultProfile)
 				}
 			case dir == profiles:
@@ -402,12 +405,18 @@ func (w *watcher) run(ctx context.Context) {
 					w.addProfile(base, w)
 				}
 			case filepath.Dir(dir) == profiles:
-				w.addProfile(filepath.Base(dir), w)
+				if base == desired.StateFileName || base == desired.SoulFileName {
+					w.addProfile(filepath.Base(dir), w)
+				}
 			case dir == scandir:
 				if k, ok := keyForScandirEntry(base); ok {
 					w.add(k)
 				}
 			case filepath.Dir(filepath.Dir(dir)) == scandir && filepath.Base(dir) == "supervise":
+				// s6-supervise renames each new status file in.
+				if base != "status" {
+					continue
+				}
 				if k, ok := keyForScandirEntry(filepath.Base(filepath.Dir(dir))); ok {
 					w.add(k)
 				}

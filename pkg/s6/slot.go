@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -143,35 +144,65 @@ func chownChmod(fd int, p string, perm uint32, owner *Owner) error {
 	return nil
 }
 
-// createFile writes a new file name in d (O_EXCL|O_NOFOLLOW), sets its mode and fsyncs it.
+// createFile writes a new file name in d (O_EXCL|O_NOFOLLOW), sets its mode and, off tmpfs,
+// fsyncs it. Raw syscalls: a regular file gains nothing from Go's poller.
 func createFile(d *safefs.Dir, name string, data []byte, mode os.FileMode) error {
 	p := d.Path() + "/" + name
 	fd, err := unix.Openat(d.FD(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return pathErr("create", p, err)
 	}
-	f := os.NewFile(uintptr(fd), p)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	defer unix.Close(fd)
+	for b := data; len(b) > 0; {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return pathErr("write", p, err)
+		}
+		b = b[n:]
 	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
+	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
+		return pathErr("chmod", p, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable(d) {
+		if err := unix.Fsync(fd); err != nil {
+			return pathErr("fsync", p, err)
+		}
 	}
-	return f.Close()
+	return nil
 }
 
+// syncDir fsyncs d, off tmpfs.
 func syncDir(d *safefs.Dir) error {
+	if !durable(d) {
+		return nil
+	}
 	if err := unix.Fsync(d.FD()); err != nil {
 		return pathErr("fsync", d.Path(), err)
 	}
 	return nil
 }
+
+// durable reports whether d is on a file system that outlives the machine's power: fsync is
+// pointless on tmpfs (the scandir of s6-overlay and of most hosts), where it only costs a
+// syscall per file. The answer is asked once (statfs) and remembered for d's parent directory,
+// so every later staging dir, slot and log dir below it costs no syscall for it.
+func durable(d *safefs.Dir) bool {
+	for p := d.Path(); p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
+		if v, ok := tmpfsBelow.Load(p); ok {
+			return !v.(bool)
+		}
+	}
+	var fs unix.Statfs_t
+	tmp := unix.Fstatfs(d.FD(), &fs) == nil && fs.Type == unix.TMPFS_MAGIC
+	tmpfsBelow.Store(filepath.Dir(d.Path()), tmp)
+	return !tmp
+}
+
+// tmpfsBelow maps a directory to whether what is below it is on a tmpfs.
+var tmpfsBelow sync.Map
 
 // removeEntry removes name in d without following a symlink: a symlink or other non-directory is
 // unlinked, a directory is removed recursively (os.RemoveAll never follows symlinks either). A
