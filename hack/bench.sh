@@ -1,67 +1,61 @@
 #!/usr/bin/env bash
-# Runs the benchmarks of ./pkg/... (BENCH regexp, default all) BENCHCOUNT times (default 6,
-# each for BENCHTIME, default 1s)
-# and prints the median of every metric, with the largest deviation from it in percent.
-# (benchstat does the same with statistics; this avoids a dependency.)
+# Benchmarks: the Go benchmarks of ./pkg/... through benchstat, then the whole-process scenario
+# driver (test/bench), which prints issue 7's table with the benchstat figures folded in.
+#
+#   hack/bench.sh            # BENCHCOUNT (default 6) runs of every benchmark, full driver (~35 min)
+#   hack/bench.sh --smoke    # every benchmark once (-benchtime 1x), driver in -smoke mode (CI)
+#
+# Environment: BENCH (benchmark regexp, default .), BENCHCOUNT, BENCHTIME (default 1s),
+# BENCH_ROWS (driver rows, default all), BENCH_RUNS (driver repetitions, default 3),
+# BENCH_OUT (dir to keep the raw outputs in; default a temp dir that is removed).
+# Needs root and s6 (installed with apt-get when missing, as root); BENCHMARKS.md explains the rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-go test -run '^$' -bench "${BENCH:-.}" -benchmem -count "${BENCHCOUNT:-6}" -benchtime "${BENCHTIME:-1s}" ./pkg/... | tee "$out"
+smoke=0
+case "${1:-}" in
+--smoke) smoke=1 ;;
+"") ;;
+*)
+	echo "usage: hack/bench.sh [--smoke]" >&2
+	exit 2
+	;;
+esac
+
+ensure_s6
+
+out=${BENCH_OUT:-}
+if [ -z "$out" ]; then
+	out=$(mktemp -d)
+	trap 'rm -rf "$out"' EXIT
+fi
+mkdir -p "$out"
+
+status=0
+if [ "$smoke" = 1 ]; then
+	gotest=(go test -run '^$' -bench "${BENCH:-.}" -benchtime 1x -count 1 -short ./pkg/...)
+	driver=(-smoke)
+else
+	gotest=(go test -run '^$' -bench "${BENCH:-.}" -benchmem -count "${BENCHCOUNT:-6}" -benchtime "${BENCHTIME:-1s}" -timeout 60m ./pkg/...)
+	driver=(-runs "${BENCH_RUNS:-3}")
+fi
+
+echo "== Go benchmarks: ${gotest[*]}"
+if ! "${gotest[@]}" | tee "$out/gobench.txt"; then
+	echo "bench: go test -bench failed (the table below still runs)" >&2
+	status=1
+fi
 echo
+echo "== benchstat"
+go tool benchstat "$out/gobench.txt" || status=1
+go tool benchstat -format csv "$out/gobench.txt" >"$out/benchstat.csv" 2>/dev/null || status=1
 
-# shellcheck disable=SC2016 # awk program, not shell
-awk '
-function median(key, n,   i, j, x, a) {
-	for (i = 1; i <= n; i++) a[i] = vals[key, i] + 0
-	for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function spread(key, n, m,   i, d, worst) {
-	worst = 0
-	for (i = 1; i <= n; i++) { d = vals[key, i] - m; if (d < 0) d = -d; if (d > worst) worst = d }
-	return m == 0 ? 0 : 100 * worst / m
-}
-function human(v, unit) {
-	if (unit == "ns/op") {
-		if (v >= 1e9) return sprintf("%.4gs", v / 1e9)
-		if (v >= 1e6) return sprintf("%.4gms", v / 1e6)
-		if (v >= 1e3) return sprintf("%.4gµs", v / 1e3)
-		return sprintf("%.4gns", v)
-	}
-	if (unit == "B/op") {
-		if (v >= 1048576) return sprintf("%.4gMiB", v / 1048576)
-		if (v >= 1024) return sprintf("%.4gKiB", v / 1024)
-		return sprintf("%dB", v)
-	}
-	return (v >= 1e4 || v == int(v)) ? sprintf("%d %s", v, unit) : sprintf("%.4g %s", v, unit)
-}
-/^pkg: / { pkg = $2; sub(/.*\//, "", pkg) }
-/^Benchmark/ && $2 ~ /^[0-9]+$/ {
-	name = pkg "." $1
-	if (!(name in seen)) { seen[name] = 1; order[++nnames] = name }
-	for (i = 3; i < NF; i += 2) {
-		key = name SUBSEP $(i + 1)
-		if (!(key in cnt)) units[name] = units[name] " " $(i + 1)
-		cnt[key]++
-		vals[key, cnt[key]] = $i
-	}
-}
-END {
-	if (nnames == 0) { print "no benchmarks found"; exit 0 }
-	w = 10
-	for (k = 1; k <= nnames; k++) if (length(order[k]) > w) w = length(order[k])
-	printf "%-" w "s  %s\n", "benchmark", "median (largest deviation from it), per metric"
-	for (k = 1; k <= nnames; k++) {
-		name = order[k]
-		line = ""
-		nu = split(units[name], u, " ")
-		for (j = 1; j <= nu; j++) {
-			key = name SUBSEP u[j]
-			m = median(key, cnt[key])
-			line = line sprintf("  %16s ±%2.0f%%", human(m, u[j]), spread(key, cnt[key], m))
-		}
-		printf "%-" w "s%s  n=%d\n", name, line, cnt[name SUBSEP u[1]]
-	}
-}' "$out"
+echo
+echo "== scenario driver: go run ./test/bench ${driver[*]}"
+if ! go run ./test/bench "${driver[@]}" -rows "${BENCH_ROWS:-all}" -benchstat "$out/benchstat.csv" | tee "$out/table.md"; then
+	echo "bench: the scenario driver broke (see above)" >&2
+	status=1
+fi
+exit "$status"

@@ -1,10 +1,13 @@
 package benchvol
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -87,7 +90,8 @@ const StatusAge = time.Hour
 // marker, and supervise/ with a 35-byte status file in s6's real layout (wantup, up, a pid, stamps an
 // hour ago; same for log/supervise) and an empty supervise/lock file.
 //
-// The pid in the status files is the caller's own (a live process). log/supervise is written only
+// The status files' mtime is their stamp too, as s6-supervise leaves it. The pid in them is the
+// caller's own (a live process). log/supervise is written only
 // for slots that render a file under log/. A file's zero Mode means 0644; directories are 0755,
 // supervise/ 0700, status and lock 0644, as s6-supervise makes them. Each slot is built under a
 // dot-name (which s6-svscan and the controller's slot reader ignore) and renamed into place, so it
@@ -109,14 +113,15 @@ func Converge(scandir string, names []string, render func(name string) ([]s6.Fil
 		}
 		rendered[i] = files
 	}
-	status := upStatus(time.Now().Add(-StatusAge), os.Getpid())
+	stamp := time.Now().Add(-StatusAge)
+	status := upStatus(stamp, os.Getpid())
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(names)))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(names); i += workers {
-				if err := publishSlot(scandir, names[i], rendered[i], status); err != nil {
+				if err := publishSlot(scandir, names[i], rendered[i], status, stamp); err != nil {
 					errs[w] = err
 					return
 				}
@@ -128,7 +133,7 @@ func Converge(scandir string, names []string, render func(name string) ([]s6.Fil
 }
 
 // publishSlot builds one converged slot under a dot-name and renames it into place.
-func publishSlot(scandir, name string, files []s6.File, status []byte) error {
+func publishSlot(scandir, name string, files []s6.File, status []byte, stamp time.Time) error {
 	slot := SlotName(name)
 	target := filepath.Join(scandir, slot)
 	if _, err := os.Lstat(target); err == nil {
@@ -138,7 +143,7 @@ func publishSlot(scandir, name string, files []s6.File, status []byte) error {
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("converge %s: %w", name, err)
 	}
-	if err := fillSlot(tmp, files, status); err != nil {
+	if err := fillSlot(tmp, files, status, stamp); err != nil {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("converge %s: %w", name, err)
 	}
@@ -149,7 +154,7 @@ func publishSlot(scandir, name string, files []s6.File, status []byte) error {
 	return nil
 }
 
-func fillSlot(dir string, files []s6.File, status []byte) error {
+func fillSlot(dir string, files []s6.File, status []byte, stamp time.Time) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
@@ -182,7 +187,13 @@ func fillSlot(dir string, files []s6.File, status []byte) error {
 		if err := os.Mkdir(sup, 0o700); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(sup, "status"), status, 0o644); err != nil {
+		st := filepath.Join(sup, "status")
+		if err := os.WriteFile(st, status, 0o644); err != nil {
+			return err
+		}
+		// s6-supervise writes the file at the transition it records: its mtime says when the
+		// supervisor last changed, and readers date it that way.
+		if err := os.Chtimes(st, stamp, stamp); err != nil {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(sup, "lock"), nil, 0o644); err != nil {
@@ -219,9 +230,17 @@ func upStatus(t time.Time, pid int) []byte {
 // Every scandir entry that does not start with '.' counts as a slot; a missing lock file is
 // skipped. OFD locks belong to the open file description, so they conflict with the classic
 // fcntl locks that readers probe with, even in this process; F_GETLK then reports pid -1.
-// RLIMIT_NOFILE is raised (the hard limit too, when allowed) to fit one descriptor per lock. A
-// lock that is already held (a real s6-supervise) is an error, and then nothing stays locked.
-// release is idempotent and safe to call from any goroutine.
+//
+// One descriptor is held per lock. RLIMIT_NOFILE's soft limit is raised towards what that needs
+// (and the hard limit too, where the process may). When the limit still leaves too little room
+// in this process (10,000 slots with loggers need 20,000 descriptors, and containers often cap
+// the hard limit at about that), the locks are held instead by helper processes, each holding
+// up to a limit's worth: this executable run again with BENCHVOL_LOCK_HOLDER=1, which this
+// package's init turns into a lock holder before any other code of the program runs. A helper
+// exits when its stdin ends: when release closes it, or when this process dies.
+//
+// A lock that is already held (a real s6-supervise) is an error, and then nothing stays locked.
+// release is idempotent and safe to call from any goroutine; when it returns, every lock is gone.
 func HoldLocks(scandir string) (release func(), err error) {
 	entries, err := os.ReadDir(scandir)
 	if err != nil {
@@ -241,49 +260,181 @@ func HoldLocks(scandir string) (release func(), err error) {
 			}
 		}
 	}
-	if err := raiseNoFile(uint64(len(paths)) + 1024); err != nil {
-		return nil, fmt.Errorf("hold locks on %d files: %w", len(paths), err)
+	soft, hard := raiseNoFile(uint64(len(paths)) + fdReserve)
+	if room := int(soft) - openFDs() - fdReserve; len(paths) <= room {
+		fds, err := lockAll(paths)
+		if err != nil {
+			return nil, err
+		}
+		var once sync.Once
+		return func() { once.Do(func() { closeAll(fds) }) }, nil
 	}
-	fds := make([]int, 0, len(paths))
+	per := int(hard) - fdReserve
+	if per <= 0 {
+		return nil, fmt.Errorf("hold locks on %d files: RLIMIT_NOFILE is %d", len(paths), hard)
+	}
+	var helpers []*lockHelper
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
-			for _, fd := range fds {
-				_ = unix.Close(fd)
+			for _, h := range helpers {
+				h.stop()
 			}
 		})
 	}
+	for start := 0; start < len(paths); start += per {
+		h, err := startLockHelper(paths[start:min(start+per, len(paths))])
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("hold locks on %d files (RLIMIT_NOFILE %d): %w", len(paths), hard, err)
+		}
+		helpers = append(helpers, h)
+	}
+	return release, nil
+}
+
+// fdReserve is the room left in each process's descriptor table for everything else.
+const fdReserve = 64
+
+// lockAll opens and write-locks every path (OFD locks), closing everything on an error.
+func lockAll(paths []string) ([]int, error) {
+	fds := make([]int, 0, len(paths))
 	for _, p := range paths {
 		fd, err := unix.Open(p, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		if err != nil {
-			release()
+			closeAll(fds)
 			return nil, fmt.Errorf("hold locks: open %s: %w", p, err)
 		}
 		fds = append(fds, fd)
 		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
 		if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk); err != nil {
-			release()
+			closeAll(fds)
 			return nil, fmt.Errorf("hold locks: lock %s: %w", p, err)
 		}
 	}
-	return release, nil
+	return fds, nil
 }
 
-// raiseNoFile makes sure RLIMIT_NOFILE allows at least need open files.
-func raiseNoFile(need uint64) error {
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
+	}
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fdReserve
+	}
+	return len(ents)
+}
+
+// raiseNoFile raises RLIMIT_NOFILE's soft limit to need (the hard limit too, when allowed; else
+// up to the hard limit) and returns the soft and hard limits in force.
+func raiseNoFile(need uint64) (soft, hard uint64) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return err
+		return 1024, 1024
 	}
 	if lim.Cur >= need {
-		return nil
+		return lim.Cur, lim.Max
 	}
-	lim.Cur = need
-	if lim.Max < need {
-		lim.Max = need
+	want := unix.Rlimit{Cur: need, Max: max(lim.Max, need)}
+	if unix.Setrlimit(unix.RLIMIT_NOFILE, &want) == nil {
+		return want.Cur, want.Max
 	}
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raise RLIMIT_NOFILE to %d: %w", need, err)
+	want = unix.Rlimit{Cur: lim.Max, Max: lim.Max}
+	if unix.Setrlimit(unix.RLIMIT_NOFILE, &want) == nil {
+		return lim.Max, lim.Max
 	}
-	return nil
+	return lim.Cur, lim.Max
+}
+
+// lockHolderEnv makes a run of a program that imports this package a lock helper.
+const lockHolderEnv = "BENCHVOL_LOCK_HOLDER"
+
+func init() {
+	if os.Getenv(lockHolderEnv) == "1" {
+		os.Exit(lockHelperMain(os.Stdin, os.Stdout))
+	}
+}
+
+// lockHelperMain is a helper process: it reads NUL-terminated paths from in up to an empty one,
+// locks them all, answers "ok\n" (or the error) on out, then holds the locks until in ends.
+func lockHelperMain(in io.Reader, out io.Writer) int {
+	r := bufio.NewReader(in)
+	var paths []string
+	for {
+		p, err := r.ReadString(0)
+		if err != nil {
+			fmt.Fprintf(out, "error: reading paths: %v\n", err)
+			return 1
+		}
+		if p = strings.TrimSuffix(p, "\x00"); p == "" {
+			break
+		}
+		paths = append(paths, p)
+	}
+	raiseNoFile(uint64(len(paths)) + fdReserve)
+	if _, err := lockAll(paths); err != nil {
+		fmt.Fprintf(out, "error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		return 1
+	}
+	fmt.Fprintln(out, "ok")
+	_, _ = io.Copy(io.Discard, r) // until release closes the pipe, or this process's parent dies
+	return 0
+}
+
+// lockHelper is a running helper process.
+type lockHelper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// startLockHelper runs this executable as a helper holding the locks on paths.
+func startLockHelper(paths []string) (*lockHelper, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), lockHolderEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start lock helper %s: %w", exe, err)
+	}
+	h := &lockHelper{cmd: cmd, stdin: stdin}
+	go func() {
+		w := bufio.NewWriter(stdin)
+		for _, p := range paths {
+			_, _ = w.WriteString(p)
+			_ = w.WriteByte(0)
+		}
+		_ = w.WriteByte(0)
+		_ = w.Flush()
+	}()
+	answer, err := bufio.NewReader(stdout).ReadString('\n')
+	if answer != "ok\n" {
+		h.stop()
+		if err == nil {
+			err = errors.New(strings.TrimSpace(strings.TrimPrefix(answer, "error: ")))
+		}
+		return nil, fmt.Errorf("lock helper: %w", err)
+	}
+	return h, nil
+}
+
+// stop ends the helper and waits for it: its locks are gone when stop returns.
+func (h *lockHelper) stop() {
+	_ = h.stdin.Close()
+	_ = h.cmd.Wait()
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hermes/profile-controller/internal/benchvol"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
@@ -94,6 +96,9 @@ func TestConvergeAndHoldLocks(t *testing.T) {
 			if age := time.Since(v.Status.Stamp); age < benchvol.StatusAge-time.Minute || age > benchvol.StatusAge+time.Minute {
 				t.Errorf("%s: status stamp %s is %s old, want about %s", dir, v.Status.Stamp, age, benchvol.StatusAge)
 			}
+			if age := time.Since(v.Changed); age < benchvol.StatusAge-time.Minute || age > benchvol.StatusAge+time.Minute {
+				t.Errorf("%s: status mtime %s is %s old, want about %s", dir, v.Changed, age, benchvol.StatusAge)
+			}
 			if v.Status.PID != os.Getpid() {
 				t.Errorf("%s: status pid %d, want %d", dir, v.Status.PID, os.Getpid())
 			}
@@ -151,5 +156,53 @@ func TestHoldLocksRefusesAHeldLock(t *testing.T) {
 	if again, err := benchvol.HoldLocks(scandir); err == nil {
 		again()
 		t.Error("a second HoldLocks on held locks succeeded, want an error")
+	}
+}
+
+// TestHoldLocksBeyondTheFDLimit holds more locks than RLIMIT_NOFILE leaves room for in one
+// descriptor table, the way 10,000 slots do under a container's hard limit of 20,000.
+func TestHoldLocksBeyondTheFDLimit(t *testing.T) {
+	scandir := t.TempDir()
+	var names []string
+	for i := range 150 {
+		names = append(names, benchvol.ProfileName(i))
+	}
+	if err := benchvol.Converge(scandir, names, render); err != nil {
+		t.Fatal(err)
+	}
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	// Room for about 100 descriptors: 300 locks need three tables.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(len(ents)) + 164, Max: saved.Max}); err != nil {
+		t.Fatal(err)
+	}
+	release, err := benchvol.HoldLocks(scandir)
+	if rerr := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		for _, dir := range []string{filepath.Join(scandir, "gateway-"+name), filepath.Join(scandir, "gateway-"+name, "log")} {
+			if v, err := s6.ReadSupervision(dir); err != nil || !v.Supervised {
+				t.Fatalf("%s: supervised %t (%v), want true", dir, v.Supervised, err)
+			}
+		}
+	}
+	if after, err := os.ReadDir("/proc/self/fd"); err != nil || len(after) > len(ents)+8 {
+		t.Errorf("the process's own table grew from %d to %d descriptors (%v): the locks belong in private tables", len(ents), len(after), err)
+	}
+	release()
+	for _, name := range names {
+		if v, err := s6.ReadSupervision(filepath.Join(scandir, "gateway-"+name)); err != nil || v.Supervised {
+			t.Fatalf("after release, gateway-%s: supervised %t (%v), want false", name, v.Supervised, err)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func convergedVolume(b *testing.B, n int) (func() *reconciler.Controller, []stri
 // BenchmarkPassNoop is `reconcile --once` with nothing to do, minus process start: a fresh
 // controller (no caches) runs one full pass over n converged profiles. Reported per profile.
 func BenchmarkPassNoop(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
+	for _, n := range sizes() {
 		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
 			newCtl, names, fake := convergedVolume(b, n)
 			if rep := newCtl().Pass(context.Background(), false, false); rep.Err != nil || len(rep.Actions) != 0 {
@@ -107,7 +107,7 @@ func BenchmarkPassNoop(b *testing.B) {
 // BenchmarkResync what a resync costs per key (every key once), at n profiles: neither may
 // grow with n.
 func BenchmarkReconcileKey(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
+	for _, n := range sizes() {
 		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
 			newCtl, _, fake := convergedVolume(b, n)
 			ctl := newCtl()
@@ -131,7 +131,7 @@ func BenchmarkReconcileKey(b *testing.B) {
 }
 
 func BenchmarkResync(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
+	for _, n := range sizes() {
 		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
 			newCtl, names, fake := convergedVolume(b, n)
 			ctl := newCtl()
@@ -221,4 +221,13 @@ func BenchmarkReconcileNoop(b *testing.B) {
 			}
 		}
 	})
+}
+
+// sizes are the numbers of profiles the scale benchmarks run at: 1,000 and 10,000, or 100 with
+// -short (the CI smoke run, which only proves the code still runs).
+func sizes() []int {
+	if testing.Short() {
+		return []int{100}
+	}
+	return []int{1000, 10000}
 }
