@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -73,44 +72,32 @@ func (e *CmdError) Unwrap() error { return e.Err }
 // Up runs s6-svc -u on dir: the supervisor wants the service up and starts it. It does not wait
 // for the process. Errors are *CmdError.
 func (c *Client) Up(ctx context.Context, dir string) error {
-	return c.run(ctx, 0, "s6-svc", "-u", pathArg(dir))
+	return c.run(ctx, "s6-svc", "-u", pathArg(dir))
 }
 
 // Down runs s6-svc -d on dir: the supervisor wants the service down and sends it the
 // down-signal. It does not wait for the process to die. Errors are *CmdError.
 func (c *Client) Down(ctx context.Context, dir string) error {
-	return c.run(ctx, 0, "s6-svc", "-d", pathArg(dir))
+	return c.run(ctx, "s6-svc", "-d", pathArg(dir))
 }
 
 // Kill runs s6-svc -k on dir: the supervisor sends SIGKILL to the service. It does not wait.
 // Errors are *CmdError.
 func (c *Client) Kill(ctx context.Context, dir string) error {
-	return c.run(ctx, 0, "s6-svc", "-k", pathArg(dir))
-}
-
-// DownWait runs s6-svc -wD -T <wait> -d on dir: it sends the down command and blocks until the
-// service is down and its finish script has completed, or until wait runs out (s6-svc then
-// exits 99 and DownWait returns a *CmdError). A wait below 1 ms counts as 1 ms (s6 reads -T 0 as
-// "forever"). The exec itself is bounded by wait + the Client's timeout, and by ctx.
-func (c *Client) DownWait(ctx context.Context, dir string, wait time.Duration) error {
-	ms := wait.Milliseconds()
-	if ms < 1 {
-		ms = 1
-	}
-	return c.run(ctx, time.Duration(ms)*time.Millisecond, "s6-svc", "-wD", "-T", strconv.FormatInt(ms, 10), "-d", pathArg(dir))
+	return c.run(ctx, "s6-svc", "-k", pathArg(dir))
 }
 
 // Rescan runs s6-svscanctl -a on scandir: s6-svscan scans at once and starts supervisors for new
 // service directories (it never does so by itself). Errors are *CmdError.
 func (c *Client) Rescan(ctx context.Context, scandir string) error {
-	return c.run(ctx, 0, "s6-svscanctl", "-a", pathArg(scandir))
+	return c.run(ctx, "s6-svscanctl", "-a", pathArg(scandir))
 }
 
 // RescanPrune runs s6-svscanctl -an on scandir: a scan, then the supervisors of service
 // directories that have disappeared are told to stop their service and exit. It does not wait
 // for them. Errors are *CmdError.
 func (c *Client) RescanPrune(ctx context.Context, scandir string) error {
-	return c.run(ctx, 0, "s6-svscanctl", "-an", pathArg(scandir))
+	return c.run(ctx, "s6-svscanctl", "-an", pathArg(scandir))
 }
 
 func (c *Client) timeout() time.Duration {
@@ -128,9 +115,9 @@ func pathArg(p string) string {
 	return p
 }
 
-func (c *Client) run(ctx context.Context, extra time.Duration, name string, args ...string) error {
+func (c *Client) run(ctx context.Context, name string, args ...string) error {
 	path := filepath.Join(c.BinDir, name)
-	timeout := c.timeout() + extra
+	timeout := c.timeout()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 

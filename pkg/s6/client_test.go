@@ -29,7 +29,8 @@ func cleanupSlot(name, dir string) {
 		v, err := s6.ReadSupervision(dir)
 		Expect(err).NotTo(HaveOccurred())
 		if v.Supervised {
-			_ = client.DownWait(ctx, dir, waitLimit)
+			_ = client.Down(ctx, dir)
+			_ = client.Kill(ctx, dir)
 		}
 		Expect(s6.RemoveSlot(scandir, name)).To(Succeed())
 		Expect(client.RescanPrune(ctx, scandir)).To(Succeed())
@@ -181,7 +182,8 @@ var _ = Describe("ReadSupervision against a realDir s6-svscan", func() {
 		name, dir := startSlot(ctx, []s6.File{runFile(sleepRun)}, false)
 		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeTrue()) }).Should(Succeed())
 		supPID := read(Default, dir).SupervisorPID
-		Expect(client.DownWait(ctx, dir, waitLimit)).To(Succeed())
+		Expect(client.Down(ctx, dir)).To(Succeed())
+		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeFalse()) }).WithTimeout(waitLimit).Should(Succeed())
 
 		moved := filepath.Join(tmpRoot, "moved-"+name)
 		Expect(os.Rename(dir, moved)).To(Succeed())
@@ -273,38 +275,16 @@ var _ = Describe("Client against a realDir s6-svscan", func() {
 		expectMatchesSvstat(dir, "up", "wantedup", "pid")
 	})
 
-	It("DownWait returns once the service is down and its finish script is done", func(ctx SpecContext) {
-		finish := s6.File{Name: "finish", Data: []byte("#!/bin/sh\nsleep 0.3\n"), Mode: 0o755}
-		_, dir := startSlot(ctx, []s6.File{runFile(sleepRun), finish}, false)
+	It("Kill brings down a service that ignores its down-signal", func(ctx SpecContext) {
+		_, dir := startSlot(ctx, []s6.File{runFile("#!/bin/sh\ntrap '' TERM\nexec sleep 1000\n")}, false)
 		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeTrue()) }).Should(Succeed())
 		pid := read(Default, dir).Status.PID
 
-		start := time.Now()
-		Expect(client.DownWait(ctx, dir, waitLimit)).To(Succeed())
-		Expect(time.Since(start)).To(BeNumerically(">=", 300*time.Millisecond), "it waited for finish")
-		// No Eventually: the state must already be there when DownWait returns.
-		v := read(Default, dir)
-		Expect(v.Up()).To(BeFalse())
-		Expect(v.WantUp()).To(BeFalse())
-		Expect(v.Status.Finishing).To(BeFalse())
-		Expect(v.Status.Ready).To(BeTrue(), "ready while down = finish completed")
+		Expect(client.Down(ctx, dir)).To(Succeed())
+		Consistently(func() bool { return alive(pid) }).WithTimeout(300*time.Millisecond).Should(BeTrue(), "SIGTERM is ignored")
+		Expect(client.Kill(ctx, dir)).To(Succeed()) // SIGKILL cannot be ignored
+		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeFalse()) }).WithTimeout(waitLimit).Should(Succeed())
 		Expect(alive(pid)).To(BeFalse())
-	})
-
-	It("DownWait fails with s6-svc's timeout when the service ignores its down-signal", func(ctx SpecContext) {
-		_, dir := startSlot(ctx, []s6.File{runFile("#!/bin/sh\ntrap '' TERM\nexec sleep 1000\n")}, false)
-		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeTrue()) }).Should(Succeed())
-
-		err := client.DownWait(ctx, dir, 200*time.Millisecond)
-		var ce *s6.CmdError
-		Expect(errors.As(err, &ce)).To(BeTrue(), "%v", err)
-		Expect(ce.ExitCode).To(Equal(99))
-		Expect(err.Error()).To(HavePrefix(filepath.Join(binDir, "s6-svc") + " -wD -T 200 -d " + dir + ": exit status 99: "))
-		Expect(ce.Stderr).To(ContainSubstring("timed out"))
-		Expect(read(Default, dir).Up()).To(BeTrue())
-
-		svc("-k", dir) // SIGKILL cannot be ignored
-		Eventually(func(g Gomega) { g.Expect(read(g, dir).Up()).To(BeFalse()) }).Should(Succeed())
 	})
 
 	It("RemoveSlot then RescanPrune stops the supervisor and its service", func(ctx SpecContext) {

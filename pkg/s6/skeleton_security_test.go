@@ -216,7 +216,8 @@ var _ = Describe("The supervise skeleton (security)", Ordered, func() {
 		Expect(s6.WaitSupervised(ctx, other, waitLimit)).To(Succeed())
 		Eventually(func(g Gomega) { g.Expect(read(g, other).Up()).To(BeTrue()) }).Should(Succeed())
 		DeferCleanup(func(ctx SpecContext) {
-			_ = client.DownWait(ctx, other, waitLimit)
+			_ = client.Down(ctx, other)
+			_ = client.Kill(ctx, other)
 			Expect(os.RemoveAll(other)).To(Succeed())
 			Expect(client.RescanPrune(ctx, sd)).To(Succeed())
 		})

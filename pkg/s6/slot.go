@@ -465,7 +465,7 @@ func SetDown(slotDir string, down bool) error {
 //
 // slot must be "gateway-<name>" without "/". A missing slot is not an error (idempotent); a
 // symlink or non-directory by that name is foreign and is refused, never removed. It does not
-// stop the supervisor: run Client.DownWait before and Client.RescanPrune after. A supervisor still
+// stop the supervisor: take the service down first (Client.Down, Client.Kill), Client.RescanPrune after. A supervisor still
 // running in the directory may write supervise/status during the removal; that race is retried.
 func RemoveSlot(scandir, slot string) error {
 	if err := checkSlotName(slot); err != nil {
