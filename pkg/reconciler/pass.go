@@ -207,7 +207,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		rep.Lines = append(rep.Lines, Line{Profile: problemName(pr), PriorState: "None", Action: "skipped", Err: pr.Err})
 	}
 	for _, p := range ps {
-		if p.Profile == nil && p.Slot != nil && !p.Keep && p.Problem == nil && p.Name != desired.DefaultProfile {
+		if p.Input.slotUnwanted() {
 			rep.Lines = append(rep.Lines, Line{Profile: p.Name, PriorState: "None", Action: "unregistered", Err: res.Errors[p.Name]})
 		}
 	}

@@ -94,6 +94,13 @@ type Decision struct {
 	KeptUp bool
 }
 
+// slotUnwanted reports whether the key's slot is to be taken down: there is a slot, no valid profile,
+// no entry that keeps it (an invalid or unreadable one, an unlisted profiles/), and it is not
+// the root's.
+func (in Input) slotUnwanted() bool {
+	return in.Profile == nil && in.Slot != nil && !in.Keep && in.Problem == nil && in.Name != desired.DefaultProfile
+}
+
 // PlanProfile decides the actions for one profile key. It is pure: no I/O, no clock reads.
 func PlanProfile(in Input, r Rules) Decision {
 	var d Decision
@@ -107,7 +114,7 @@ func PlanProfile(in Input, r Rules) Decision {
 		return d
 	}
 	if p == nil {
-		if slot != nil && !in.Keep && in.Problem == nil && in.Name != desired.DefaultProfile {
+		if in.slotUnwanted() {
 			planUnregister(&d, in, r)
 		}
 		return d

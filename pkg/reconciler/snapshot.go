@@ -214,14 +214,14 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 	if in.Profile != nil {
 		lk.warning = in.Profile.Warning
 	}
-	if in.Profile == nil && slot != nil && !in.Keep && in.Problem == nil && r.shared {
+	if in.slotUnwanted() && r.shared {
 		// About to unregister on roots that may be a resync period old (profiles/ swapped
 		// since?): decide on freshly opened ones.
 		fresh := c.openRoots()
 		defer fresh.close()
 		return c.snapshot(fresh, name, ks, boot, now)
 	}
-	if in.Profile == nil && slot != nil && !in.Keep && in.Problem == nil && r.vol != nil {
+	if in.slotUnwanted() && r.vol != nil {
 		// About to unregister: only now is the volume's identity worth two fstat calls.
 		c.guard.observeIdentity(r.vol.Identity(), now, c.opts.Rules.SettlePeriod)
 		in.HoldUnregister, in.HoldFor = c.guard.held(now)
