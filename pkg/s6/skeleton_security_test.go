@@ -218,7 +218,10 @@ var _ = Describe("The supervise skeleton (security)", Ordered, func() {
 		DeferCleanup(func(ctx SpecContext) {
 			_ = client.Down(ctx, other)
 			_ = client.Kill(ctx, other)
-			Expect(os.RemoveAll(other)).To(Succeed())
+			// s6 applies the commands asynchronously: remove the dir once its supervisor has
+			// finished writing the down state.
+			Eventually(func(g Gomega) { g.Expect(read(g, other).Up()).To(BeFalse()) }).WithTimeout(waitLimit).Should(Succeed())
+			Eventually(func() error { return os.RemoveAll(other) }).WithTimeout(waitLimit).Should(Succeed())
 			Expect(client.RescanPrune(ctx, sd)).To(Succeed())
 		})
 
