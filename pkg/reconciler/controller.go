@@ -92,7 +92,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	keys     map[string]*keyState // every key with a profile or a slot; never junk names
-	reported map[string]string    // last problem logged per "what/key", to log changes only
+	reported map[reportKey]string // last problem logged per what and key, to log changes only
 	store    *store
 	metrics  *metrics
 	guard    *volumeGuard
@@ -100,6 +100,10 @@ type Controller struct {
 	rootsMu  sync.Mutex
 	shared   *roots       // the loop's roots of the current resync (nil outside Run)
 	busy     atomic.Int32 // workers in a reconcile
+	// watcher is Run's file watcher while it runs (nil otherwise); watchEpoch counts its
+	// event overflows. Both decide whether a watch-verified slot may be reused (slotwatch.go).
+	watcher    atomic.Pointer[watcher]
+	watchEpoch atomic.Uint64
 
 	lockMu   sync.Mutex
 	lockFile *os.File // the runtime dir's lock, held from Lock until its release
@@ -127,7 +131,7 @@ func New(opts Options) *Controller {
 			CleanStale: opts.CleanStale, ServicesMax: opts.ServicesMax,
 		},
 		keys:     map[string]*keyState{},
-		reported: map[string]string{},
+		reported: map[reportKey]string{},
 		store:    newStore(opts.RuntimeDir),
 		guard:    newVolumeGuard(),
 	}
@@ -264,7 +268,7 @@ func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look
 func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Duration, error) {
 	c.loadMemory()
 	now := c.opts.Now()
-	log := c.opts.Log.WithValues("profile", name)
+	log := keyLog(c.opts.Log, name)
 	r := c.sharedRoots()
 	if r == nil {
 		r = c.openRoots()
@@ -303,14 +307,14 @@ func (c *Controller) reportLook(log logr.Logger, lk look) {
 	if lk.HoldUnregister != "" {
 		held = errors.New(lk.HoldUnregister)
 	}
-	if msg, _, changed := c.noteReported("held/"+lk.Name, held); changed && msg != "" {
+	if msg, _, changed := c.noteReported(reportKey{"held", lk.Name}, held); changed && msg != "" {
 		log.Info("Unregister held", "reason", msg)
 	}
 }
 
 // report logs a per-key problem once, when it appears or changes, and its clearing.
 func (c *Controller) report(log logr.Logger, name, what string, err error) {
-	if msg, prev, changed := c.noteReported(what+"/"+name, err); changed {
+	if msg, prev, changed := c.noteReported(reportKey{what, name}, err); changed {
 		if msg != "" {
 			log.Error(err, "Skipped "+what)
 		} else {
@@ -322,7 +326,7 @@ func (c *Controller) report(log logr.Logger, name, what string, err error) {
 // reportWarning logs a state-file warning (the profile is still served) once when it appears
 // or changes, and once when it clears.
 func (c *Controller) reportWarning(log logr.Logger, name string, err error) {
-	if msg, prev, changed := c.noteReported("warning/"+name, err); changed {
+	if msg, prev, changed := c.noteReported(reportKey{"warning", name}, err); changed {
 		if msg != "" {
 			log.Info("State file warning", "warning", msg)
 		} else {
@@ -331,8 +335,12 @@ func (c *Controller) reportWarning(log logr.Logger, name string, err error) {
 	}
 }
 
+// reportKey names one kind of problem (what: "profile", "slot", "slot state", "warning",
+// "held") of one key; a struct, so that no string is built per look.
+type reportKey struct{ what, name string }
+
 // noteReported records err as key's current problem and says whether that changed.
-func (c *Controller) noteReported(key string, err error) (msg, prev string, changed bool) {
+func (c *Controller) noteReported(key reportKey, err error) (msg, prev string, changed bool) {
 	if err != nil {
 		msg = err.Error()
 	}

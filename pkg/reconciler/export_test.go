@@ -2,3 +2,9 @@ package reconciler
 
 // RefreshRoots opens the roots reconciles share, as the running loop does at each resync.
 func (c *Controller) RefreshRoots() { c.refreshRoots(true) }
+
+// SlotVerified reports whether key's slot is watch-verified: the next look may reuse its read.
+func (c *Controller) SlotVerified(key string) bool {
+	ks := c.state(key)
+	return c.reusableSlot(&ks) != nil
+}

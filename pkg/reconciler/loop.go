@@ -74,6 +74,8 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	w := newWatcher(c, log, queue.Add, c.profileHint(queue.Add), requestResync)
 	defer w.close()
+	c.watcher.Store(w)
+	defer c.watcher.Store(nil)
 	requestResync()
 
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -193,7 +195,7 @@ func (c *Controller) work(ctx, workCtx context.Context, queue workqueue.TypedRat
 		// A watch added only now missed whatever was written before it: look once more.
 		queue.Add(key)
 	}
-	log := c.opts.Log.WithValues("profile", key)
+	log := keyLog(c.opts.Log, key)
 	switch {
 	case err != nil:
 		log.Error(err, "Reconcile failed", "retries", queue.NumRequeues(key))
@@ -323,9 +325,15 @@ func (w *watcher) ensure(key string) (added bool) {
 			added = w.watch(dir)
 		}
 	}
-	slot := filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key)
-	if sup := filepath.Join(slot, "supervise"); !w.isWatched(sup) && isRealDir(slot) && isRealDir(sup) {
-		w.watch(sup)
+	// The slot's directory, log/ and supervise/: what a watch-verified read needs (slotwatch.go).
+	slot, logDir, sup := w.slotDirs(key)
+	if w.slotWatched(key) || !isRealDir(slot) {
+		return added
+	}
+	for _, dir := range []string{slot, logDir, sup} {
+		if !w.isWatched(dir) && isRealDir(dir) {
+			w.watch(dir)
+		}
 	}
 	return added
 }
@@ -357,6 +365,14 @@ func (w *watcher) isWatched(path string) bool {
 	return w.watched[path]
 }
 
+// slotChanged counts a watch event of the slot whose scandir entry is entry, and queues its key.
+func (w *watcher) slotChanged(entry string) {
+	if k, ok := keyForScandirEntry(entry); ok {
+		w.c.slotEvent(k)
+		w.add(k)
+	}
+}
+
 // isRealDir reports whether path is a directory and not a symlink.
 func isRealDir(path string) bool {
 	fi, err := os.Lstat(path)
@@ -378,7 +394,9 @@ func (w *watcher) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			// Overflow and the like: a full resync recovers whatever was missed.
+			// Overflow and the like: a full resync recovers whatever was missed, and no
+			// watch-verified slot is trusted any more.
+			w.c.watchEpoch.Add(1)
 			w.log.Error(err, "File watch error, resyncing")
 			w.all()
 		case ev, ok := <-w.fs.Events:
@@ -409,16 +427,24 @@ func (w *watcher) run(ctx context.Context) {
 					w.addProfile(filepath.Base(dir), w)
 				}
 			case dir == scandir:
-				if k, ok := keyForScandirEntry(base); ok {
-					w.add(k)
+				w.slotChanged(base)
+			case filepath.Dir(dir) == scandir:
+				// In a slot's directory: a managed file, the down marker, log/ or
+				// supervise/ (not s6's event/ fifodir).
+				if base != "event" {
+					w.slotChanged(filepath.Base(dir))
 				}
-			case filepath.Dir(filepath.Dir(dir)) == scandir && filepath.Base(dir) == "supervise":
-				// s6-supervise renames each new status file in.
-				if base != "status" {
-					continue
-				}
-				if k, ok := keyForScandirEntry(filepath.Base(filepath.Dir(dir))); ok {
-					w.add(k)
+			case filepath.Dir(filepath.Dir(dir)) == scandir:
+				switch filepath.Base(dir) {
+				case "supervise":
+					// s6-supervise renames each new status file in; the rest is its own.
+					if base == "status" {
+						w.slotChanged(filepath.Base(filepath.Dir(dir)))
+					}
+				case "log":
+					if base != "event" {
+						w.slotChanged(filepath.Base(filepath.Dir(dir)))
+					}
 				}
 			}
 		}

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -258,7 +257,7 @@ func (c *Controller) countReported() int {
 	defer c.mu.Unlock()
 	n := 0
 	for k := range c.reported {
-		if !strings.HasPrefix(k, "watch/") && !strings.HasPrefix(k, "warning/") && !strings.HasPrefix(k, "held/") {
+		if k.what != "warning" && k.what != "held" {
 			n++
 		}
 	}

@@ -111,6 +111,10 @@ type keyState struct {
 	pending, problem string
 	// Events is the key's recent history, newest last (at most maxEvents).
 	Events []Event `json:",omitempty"`
+	// watch counts the slot's watch events; verified is its last watch-verified read (nil:
+	// none). See slotwatch.go.
+	watch    *slotWatch
+	verified *slotVerified
 }
 
 // look is one key's snapshot: the planner's input, plus what the caller reports.
@@ -123,6 +127,10 @@ type look struct {
 	problem *desired.Problem
 	// warning is a state-file warning (the profile is still served).
 	warning string
+	// mark is what a full read of the slot may be verified with; reused says the slot was not
+	// read but reused from an earlier watch-verified read.
+	mark   slotMark
+	reused bool
 }
 
 // snapshot reads one key's full desired and observed state through r into the planner's input.
@@ -184,19 +192,29 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 		lk.Input = in
 		return lk
 	}
-	if staging, err := observed.StagingAt(r.scan, name); err == nil {
-		in.Staging = staging
+	var slot *observed.Slot
+	var serr error
+	if ks != nil {
+		slot = c.reusableSlot(ks)
 	}
-	var known *observed.Known
-	if ks != nil && (ks.Files != nil || ks.sup != nil) {
-		known = &observed.Known{Supervision: ks.sup}
-		if ks.Gen == c.opts.Renderer.Generation() {
-			known.Files = ks.Files
+	if slot != nil {
+		lk.reused = true // no watch event since a full read that matched: nothing to read
+	} else {
+		lk.mark = c.markSlot(name, ks)
+		if staging, err := observed.StagingAt(r.scan, name); err == nil {
+			in.Staging = staging
 		}
-	}
-	slot, serr := observed.ReadSlotAt(r.scan, name, known, now)
-	if serr != nil {
-		in.Foreign = serr
+		var known *observed.Known
+		if ks != nil && (ks.Files != nil || ks.sup != nil) {
+			known = &observed.Known{Supervision: ks.sup}
+			if ks.Gen == c.opts.Renderer.Generation() {
+				known.Files = ks.Files
+			}
+		}
+		slot, serr = observed.ReadSlotAt(r.scan, name, known, now)
+		if serr != nil {
+			in.Foreign = serr
+		}
 	}
 	in.Slot = slot
 
@@ -248,6 +266,16 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.Memory = d.Memory
 	ks.pending = d.Pending
 	ks.profile = lk.Profile
+	if ks.watch == nil {
+		ks.watch = &slotWatch{}
+	}
+	if lk.reused && len(d.Actions) == 0 {
+		v := *ks.verified
+		v.reuses++
+		ks.verified = &v // Files, Gen and sup stay those of the verified read
+		return
+	}
+	ks.verified = nil
 	ks.sup, ks.Files, ks.Gen = nil, nil, ""
 	slot := lk.Slot
 	if slot == nil {
@@ -279,6 +307,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 		}
 	}
 	ks.Files, ks.Gen = files, c.opts.Renderer.Generation()
+	ks.verified = verify(ks, lk, d)
 }
 
 // keyForScandirEntry maps "gateway-<n>" and ".gateway-<n>.tmp" to n.

@@ -1,0 +1,69 @@
+package reconciler
+
+import "github.com/go-logr/logr"
+
+// keyLog returns base with the key/value "profile", key added to every line it writes.
+//
+// It is what base.WithValues("profile", key) would be, without its cost: a zap-backed logger
+// encodes the values of WithValues at once, which cost about 15 µs per reconcile while nearly
+// every reconcile logs nothing. Here the value is added only to lines that are written.
+func keyLog(base logr.Logger, key string) logr.Logger {
+	sink := base.GetSink()
+	if sink == nil {
+		return base
+	}
+	return base.WithSink(newKeySink(sink, key))
+}
+
+// keySink adds "profile", key to each Info and Error of its base sink.
+type keySink struct {
+	orig logr.LogSink // the sink given
+	base logr.LogSink // orig one call deeper: the caller is keySink's caller, not keySink
+	key  string
+}
+
+func newKeySink(orig logr.LogSink, key string) *keySink {
+	s := &keySink{orig: orig, base: orig, key: key}
+	if cd, ok := orig.(logr.CallDepthLogSink); ok {
+		s.base = cd.WithCallDepth(1)
+	}
+	return s
+}
+
+var (
+	_ logr.LogSink          = (*keySink)(nil)
+	_ logr.CallDepthLogSink = (*keySink)(nil)
+)
+
+func (s *keySink) Init(info logr.RuntimeInfo) { s.base.Init(info) }
+
+func (s *keySink) Enabled(level int) bool { return s.base.Enabled(level) }
+
+func (s *keySink) Info(level int, msg string, kv ...any) {
+	s.base.Info(level, msg, s.with(kv)...)
+}
+
+func (s *keySink) Error(err error, msg string, kv ...any) {
+	s.base.Error(err, msg, s.with(kv)...)
+}
+
+func (s *keySink) with(kv []any) []any {
+	return append([]any{"profile", s.key}, kv...)
+}
+
+// WithValues and WithName are rare (never on the reconcile path): they fix the key in.
+func (s *keySink) WithValues(kv ...any) logr.LogSink {
+	return s.orig.WithValues(s.with(kv)...)
+}
+
+func (s *keySink) WithName(name string) logr.LogSink {
+	return newKeySink(s.orig.WithName(name), s.key)
+}
+
+// WithCallDepth passes a further depth on to the base sink.
+func (s *keySink) WithCallDepth(depth int) logr.LogSink {
+	if cd, ok := s.orig.(logr.CallDepthLogSink); ok {
+		return newKeySink(cd.WithCallDepth(depth), s.key)
+	}
+	return s
+}

@@ -1,0 +1,115 @@
+package reconciler
+
+import (
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/observed"
+)
+
+// Watch-verified slots. The scandir is a local tmpfs that only s6 and this controller write,
+// so inotify sees every change made to a slot: once a slot has been read in full and found to
+// match while its directory, log/ and supervise/ were all watched, a later look may reuse that
+// read for as long as no watch event has touched the slot since. A resync of a converged slot
+// then costs no syscall for it at all; only the profile's own files (on the volume, which may
+// be shared or remote, and is therefore always re-checked) are looked at.
+//
+// What inotify cannot report is a supervisor that dies and is not restarted (its lock is
+// released without an event); s6-svscan restarts supervisors at once, and every slot is still
+// read in full, lock probe included, at least every maxSlotReuses looks. An inotify queue
+// overflow (watchEpoch) or a watch lost with its directory ends every reuse at once.
+
+// maxSlotReuses is how many looks in a row may reuse a watch-verified slot: with the default
+// 10 s resync each slot is read in full at least every 5 minutes.
+const maxSlotReuses = 30
+
+// slotWatch counts the watch events of one key's slot: its scandir entry, its directory, log/
+// and supervise/status. Every copy of the key's keyState shares it.
+type slotWatch struct{ events atomic.Uint64 }
+
+// slotVerified is a slot read in full that matched, with the watch counts from before the read.
+type slotVerified struct {
+	slot   *observed.Slot // the read, without file bytes: every managed file in Same
+	events uint64         // the key's slotWatch count before the read
+	epoch  uint64         // the controller's watchEpoch before the read
+	gen    string         // the Renderer generation it was compared with
+	reuses int            // looks that reused it so far
+}
+
+// slotMark is taken before a slot is read: the counts a verified read is valid for.
+type slotMark struct {
+	ok            bool // the slot's directories were all watched before the read
+	events, epoch uint64
+}
+
+// allSame marks every managed file as known to match (shared; never modified).
+var allSame = func() map[string]bool {
+	m := make(map[string]bool, len(observed.ManagedFiles))
+	for _, n := range observed.ManagedFiles {
+		m[n] = true
+	}
+	return m
+}()
+
+// markSlot returns the mark for a read of ks's slot starting now.
+func (c *Controller) markSlot(name string, ks *keyState) slotMark {
+	w := c.watcher.Load()
+	if w == nil || ks == nil || ks.watch == nil {
+		return slotMark{}
+	}
+	m := slotMark{events: ks.watch.events.Load(), epoch: c.watchEpoch.Load()}
+	m.ok = w.slotWatched(name)
+	return m
+}
+
+// reusableSlot returns ks's verified slot when no watch event has touched it since its read
+// (nil: read it).
+func (c *Controller) reusableSlot(ks *keyState) *observed.Slot {
+	v := ks.verified
+	if v == nil || ks.watch == nil || c.watcher.Load() == nil || v.reuses >= maxSlotReuses ||
+		ks.watch.events.Load() != v.events || c.watchEpoch.Load() != v.epoch || v.gen != c.opts.Renderer.Generation() {
+		return nil
+	}
+	return v.slot
+}
+
+// verify records lk's slot as watch-verified when it was read in full under a valid mark,
+// matched the rendering and needed nothing.
+func verify(ks *keyState, lk look, d Decision) *slotVerified {
+	slot := lk.Slot
+	if !lk.mark.ok || slot == nil || slot.Err != nil || lk.Foreign != nil || lk.Staging ||
+		len(d.Actions) > 0 || len(ks.Files) != len(observed.ManagedFiles) {
+		return nil
+	}
+	return &slotVerified{
+		slot: &observed.Slot{
+			Name: slot.Name, Profile: slot.Profile, Dir: slot.Dir, Down: slot.Down,
+			Supervision: slot.Supervision, IDs: ks.Files, Same: allSame,
+		},
+		events: lk.mark.events, epoch: lk.mark.epoch, gen: ks.Gen,
+	}
+}
+
+// slotEvent counts a watch event of key's slot.
+func (c *Controller) slotEvent(key string) {
+	c.mu.Lock()
+	if ks := c.keys[key]; ks != nil && ks.watch != nil {
+		ks.watch.events.Add(1)
+	}
+	c.mu.Unlock()
+}
+
+// slotDirs are the directories of key's slot that a verified read needs watched.
+func (w *watcher) slotDirs(key string) (slot, log, sup string) {
+	slot = filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key)
+	return slot, filepath.Join(slot, "log"), filepath.Join(slot, "supervise")
+}
+
+// slotWatched reports whether the slot's directory, log/ and supervise/ are all watched.
+func (w *watcher) slotWatched(key string) bool {
+	slot, log, sup := w.slotDirs(key)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watched[slot] && w.watched[log] && w.watched[sup]
+}
