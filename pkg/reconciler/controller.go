@@ -100,6 +100,7 @@ type Controller struct {
 	rootsMu  sync.Mutex
 	shared   *roots       // the loop's roots of the current resync (nil outside Run)
 	busy     atomic.Int32 // workers in a reconcile
+	keyLogs  keyLogs      // opts.Log for one key (see keyLog)
 	// watcher is Run's file watcher while it runs (nil otherwise); watchEpoch counts its
 	// event overflows. Both decide whether a watch-verified slot may be reused (slotwatch.go).
 	watcher    atomic.Pointer[watcher]
@@ -135,6 +136,7 @@ func New(opts Options) *Controller {
 		store:    newStore(opts.RuntimeDir),
 		guard:    newVolumeGuard(),
 	}
+	c.keyLogs = newKeyLogs(opts.Log)
 	c.metrics = c.registerMetrics(opts.Metrics)
 	c.health.lastResync.Store(time.Now().UnixNano())
 	return c
@@ -268,7 +270,7 @@ func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look
 func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Duration, error) {
 	c.loadMemory()
 	now := c.opts.Now()
-	log := keyLog(c.opts.Log, name)
+	log := c.keyLogs.of(name)
 	r := c.sharedRoots()
 	if r == nil {
 		r = c.openRoots()

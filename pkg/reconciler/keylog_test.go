@@ -13,12 +13,12 @@ func TestKeyLogAddsTheProfileAndKeepsTheCaller(t *testing.T) {
 	var lines []string
 	base := funcr.New(func(prefix, args string) { lines = append(lines, args) },
 		funcr.Options{LogCaller: funcr.All, Verbosity: 1})
-	log := keyLog(base, "alpha")
+	log := newKeyLogs(base).of("alpha")
 	log.Info("Applied action", "action", "start")
 	log.V(1).Error(errors.New("boom"), "Reconcile failed")
 	log.V(2).Info("not written")
 	log.WithValues("slot", "gateway-alpha").Info("With values")
-	keyLog(logr.Discard(), "beta").Info("discarded") // no sink: must not panic
+	newKeyLogs(logr.Discard()).of("beta").Info("discarded") // no sink: must not panic
 
 	if len(lines) != 3 {
 		t.Fatalf("got %d lines, want 3: %q", len(lines), lines)

@@ -2,17 +2,10 @@ package reconciler
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"k8s.io/client-go/util/workqueue"
-
-	"github.com/hermes/profile-controller/pkg/desired"
 )
 
 // ShutdownGrace is how long an action in flight may run after SIGTERM before it is abandoned.
@@ -100,7 +93,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		})
 	}
-	go w.run(ctx)
+	go w.run()
 	go c.feed(ctx, queue, kick, resync)
 	if c.opts.OnReady != nil {
 		c.opts.OnReady()
@@ -195,7 +188,7 @@ func (c *Controller) work(ctx, workCtx context.Context, queue workqueue.TypedRat
 		// A watch added only now missed whatever was written before it: look once more.
 		queue.Add(key)
 	}
-	log := keyLog(c.opts.Log, key)
+	log := c.keyLogs.of(key)
 	switch {
 	case err != nil:
 		log.Error(err, "Reconcile failed", "retries", queue.NumRequeues(key))
@@ -238,215 +231,5 @@ func (c *Controller) profileHint(add func(string)) func(name string, w *watcher)
 			return
 		}
 		w.watchCandidate(name)
-	}
-}
-
-// watcher turns file-system events into keys. It is a hint only: the resync covers anything
-// it misses, including watches the kernel refused (inotify limits).
-type watcher struct {
-	c          *Controller
-	fs         *fsnotify.Watcher
-	add        func(string)
-	addProfile func(string, *watcher)
-	all        func()
-	log        logLike
-	mu         sync.Mutex
-	watched    map[string]bool
-	candidates int // watches on profiles/ entries that were not profiles when watched
-	warnedOnce bool
-}
-
-type logLike interface {
-	Info(msg string, kv ...any)
-	Error(err error, msg string, kv ...any)
-}
-
-func newWatcher(c *Controller, log logLike, add func(string), addProfile func(string, *watcher), all func()) *watcher {
-	w := &watcher{c: c, add: add, addProfile: addProfile, all: all, log: log, watched: map[string]bool{}}
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		log.Error(err, "File watches unavailable, relying on the periodic resync")
-		w.warnedOnce = true
-		return w
-	}
-	w.fs = fw
-	w.watch(c.opts.HermesHome)
-	w.watch(filepath.Join(c.opts.HermesHome, "profiles"))
-	w.watch(c.opts.Scandir)
-	return w
-}
-
-func (w *watcher) close() {
-	if w.fs != nil {
-		w.fs.Close()
-	}
-}
-
-// watch adds a watch once; a refusal is logged once and otherwise ignored.
-func (w *watcher) watch(path string) (added bool) {
-	if w.fs == nil {
-		return false
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.watched[path] {
-		return false
-	}
-	if err := w.fs.Add(path); err != nil {
-		if !errors.Is(err, os.ErrNotExist) && !w.warnedOnce {
-			w.warnedOnce = true
-			w.log.Error(err, "Could not add a file watch, relying on the periodic resync for it", "path", path)
-		}
-		return false
-	}
-	w.watched[path] = true
-	return true
-}
-
-func (w *watcher) forget(path string) {
-	w.mu.Lock()
-	delete(w.watched, path)
-	w.mu.Unlock()
-}
-
-// ensure watches a key's profile dir and its slot's supervise dir once they exist. Only valid
-// names whose entries are real directories are watched: inotify follows symlinks, so a symlinked
-// entry is never watched (a swap after the check only costs a harmless hint), and hostile names
-// never reach a watch. It reports whether a profile-dir watch was added just now.
-func (w *watcher) ensure(key string) (added bool) {
-	if w.fs == nil {
-		return false
-	}
-	if key != desired.DefaultProfile {
-		if desired.ValidateName(key) != nil {
-			return false
-		}
-		if dir := filepath.Join(w.c.opts.HermesHome, "profiles", key); !w.isWatched(dir) && isRealDir(dir) {
-			added = w.watch(dir)
-		}
-	}
-	// The slot's directory, log/ and supervise/: what a watch-verified read needs (slotwatch.go).
-	slot, logDir, sup := w.slotDirs(key)
-	if w.slotWatched(key) || !isRealDir(slot) {
-		return added
-	}
-	for _, dir := range []string{slot, logDir, sup} {
-		if !w.isWatched(dir) && isRealDir(dir) {
-			w.watch(dir)
-		}
-	}
-	return added
-}
-
-// watchCandidate watches profiles/<name> when it is a real directory with a valid name, up to
-// maxCandidateWatches such watches.
-func (w *watcher) watchCandidate(name string) {
-	if w.fs == nil || desired.ValidateName(name) != nil {
-		return
-	}
-	dir := filepath.Join(w.c.opts.HermesHome, "profiles", name)
-	w.mu.Lock()
-	full := w.candidates >= maxCandidateWatches
-	w.mu.Unlock()
-	if full || w.isWatched(dir) || !isRealDir(dir) {
-		return
-	}
-	if w.watch(dir) {
-		w.mu.Lock()
-		w.candidates++
-		w.mu.Unlock()
-	}
-}
-
-// isWatched reports whether path already has a watch: the common case, checked before any stat.
-func (w *watcher) isWatched(path string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.watched[path]
-}
-
-// slotChanged counts a watch event of the slot whose scandir entry is entry, and queues its key.
-func (w *watcher) slotChanged(entry string) {
-	if k, ok := keyForScandirEntry(entry); ok {
-		w.c.slotEvent(k)
-		w.add(k)
-	}
-}
-
-// isRealDir reports whether path is a directory and not a symlink.
-func isRealDir(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && fi.IsDir()
-}
-
-func (w *watcher) run(ctx context.Context) {
-	if w.fs == nil {
-		return
-	}
-	home := filepath.Clean(w.c.opts.HermesHome)
-	profiles := filepath.Join(home, "profiles")
-	scandir := filepath.Clean(w.c.opts.Scandir)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case err, ok := <-w.fs.Errors:
-			if !ok {
-				return
-			}
-			// Overflow and the like: a full resync recovers whatever was missed, and no
-			// watch-verified slot is trusted any more.
-			w.c.watchEpoch.Add(1)
-			w.log.Error(err, "File watch error, resyncing")
-			w.all()
-		case ev, ok := <-w.fs.Events:
-			if !ok {
-				return
-			}
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				w.forget(ev.Name)
-			}
-			dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
-			switch {
-			// Only names that can change a decision bring a look: a gateway's read-merge-write
-			// of its state file (temp file created, written, closed, renamed) is one look, not five.
-			case dir == home:
-				switch base {
-				case "profiles":
-					w.watch(profiles)
-					w.all()
-				case desired.StateFileName:
-					w.add(desired.DefaultProfile)
-				}
-			case dir == profiles:
-				if !strings.HasPrefix(base, ".") {
-					w.addProfile(base, w)
-				}
-			case filepath.Dir(dir) == profiles:
-				if base == desired.StateFileName || base == desired.SoulFileName {
-					w.addProfile(filepath.Base(dir), w)
-				}
-			case dir == scandir:
-				w.slotChanged(base)
-			case filepath.Dir(dir) == scandir:
-				// In a slot's directory: a managed file, the down marker, log/ or
-				// supervise/ (not s6's event/ fifodir).
-				if base != "event" {
-					w.slotChanged(filepath.Base(dir))
-				}
-			case filepath.Dir(filepath.Dir(dir)) == scandir:
-				switch filepath.Base(dir) {
-				case "supervise":
-					// s6-supervise renames each new status file in; the rest is its own.
-					if base == "status" {
-						w.slotChanged(filepath.Base(filepath.Dir(dir)))
-					}
-				case "log":
-					if base != "event" {
-						w.slotChanged(filepath.Base(filepath.Dir(dir)))
-					}
-				}
-			}
-		}
 	}
 }

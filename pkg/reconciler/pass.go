@@ -182,7 +182,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		for _, p := range ps {
 			// A pass reports per profile in its lines (boot log, reconcile's stdout): its events are
 			// kept, and logged at -v 1.
-			c.commit(keyLog(c.opts.Log.V(1), p.Name), p.look, p.Decision, res, now)
+			c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, res, now)
 		}
 		res = c.finishTerminating(ctx, r, ps, res)
 		c.flushMemory()
@@ -247,7 +247,7 @@ func (c *Controller) finishTerminating(ctx context.Context, r *roots, ps []plann
 			}
 			kr := c.exec.Apply(ctx, d.Actions)
 			c.metrics.applied(d.Actions, kr)
-			c.commit(keyLog(c.opts.Log.V(1), k), lk, d, kr, c.opts.Now())
+			c.commit(c.keyLogs.of(k).V(1), lk, d, kr, c.opts.Now())
 			if err := kr.Errors[k]; err != nil {
 				res.Errors[k] = err
 			}

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"path/filepath"
 	"sync/atomic"
 
 	"github.com/hermes/profile-controller/pkg/desired"
@@ -102,14 +101,15 @@ func (c *Controller) slotEvent(key string) {
 
 // slotDirs are the directories of key's slot that a verified read needs watched.
 func (w *watcher) slotDirs(key string) (slot, log, sup string) {
-	slot = filepath.Join(w.c.opts.Scandir, desired.SlotPrefix+key)
-	return slot, filepath.Join(slot, "log"), filepath.Join(slot, "supervise")
+	slot = w.scandir + "/" + desired.SlotPrefix + key
+	return slot, slot + "/log", slot + "/supervise"
 }
 
 // slotWatched reports whether the slot's directory, log/ and supervise/ are all watched.
 func (w *watcher) slotWatched(key string) bool {
-	slot, log, sup := w.slotDirs(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.watched[slot] && w.watched[log] && w.watched[sup]
+	kw := w.keys[key]
+	return kw != nil && kw.wd[watchSlot-watchProfile] != 0 && kw.wd[watchLog-watchProfile] != 0 &&
+		kw.wd[watchSupervise-watchProfile] != 0
 }
