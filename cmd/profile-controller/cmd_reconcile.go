@@ -170,6 +170,16 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 		return err
 	}
 	defer unlock()
+	// The volume lease, for the pass's duration: a standby registers nothing and succeeds.
+	role, err := ctl.TakeLease()
+	if err != nil {
+		return err
+	}
+	defer ctl.ReleaseLease()
+	if role.Role == reconciler.RoleStandby {
+		fmt.Fprintln(stdout, standbyLine(role))
+		return nil
+	}
 	rep := ctl.Pass(ctx, boot || ctl.BootPending(), false)
 	for _, l := range rep.Lines {
 		switch {
@@ -195,3 +205,11 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 
 // oneLine keeps a message on one line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// standbyLine is what reconcile --once prints when it does not hold the volume lease.
+func standbyLine(role reconciler.LeaseStatus) string {
+	if role.Owner != "" {
+		return "standby: HERMES_HOME lease owned by " + role.Owner + " since " + role.Since + "; nothing registered"
+	}
+	return "standby: " + role.Reason + "; nothing registered"
+}
