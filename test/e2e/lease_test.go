@@ -45,7 +45,7 @@ var _ = Describe("volume lease: one owner per volume", func() {
 		b.StartSvscan()
 		stdout, stderr, code = b.CLI("reconcile", "--once", "--boot")
 		Expect(code).To(Equal(0), "stderr: %s", stderr)
-		Expect(stdout).To(MatchRegexp(`^standby: HERMES_HOME lease `+ownedByRE(a.ControllerPid())+`; nothing registered\n$`))
+		Expect(stdout).To(MatchRegexp(`^standby: HERMES_HOME lease ` + ownedByRE(a.ControllerPid()) + `; nothing registered\n$`))
 		b.StartController()
 		Eventually(func(g Gomega) {
 			code, body := HTTPGet(g, bAddr, "/readyz")
