@@ -269,7 +269,7 @@ func (l *Lease) Validate() error {
 		}
 		return fmt.Errorf("lease %s: %w", l.path, err)
 	}
-	if uint64(pst.Dev) != uint64(fst.Dev) || pst.Ino != fst.Ino {
+	if pst.Dev != fst.Dev || pst.Ino != fst.Ino {
 		return fmt.Errorf("lease %s: replaced by %s (not the locked file)", l.path, safefs.Kind(pst.Mode))
 	}
 	return nil
