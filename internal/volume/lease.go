@@ -32,6 +32,21 @@ type Holder struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	Since time.Time `json:"since"`
+	// CheckEvery is how often the holder re-validates the lease (its resync period, e.g. "10s"),
+	// so that a controller taking a replaced lease file knows how long to wait for it.
+	CheckEvery string `json:"checkEvery,omitempty"`
+}
+
+// MaxCheckEvery caps the CheckEvery a holder's file may claim.
+const MaxCheckEvery = 5 * time.Minute
+
+// Period is CheckEvery as a duration: 0 when absent or unusable, at most MaxCheckEvery.
+func (h Holder) Period() time.Duration {
+	d, err := time.ParseDuration(h.CheckEvery)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return min(d, MaxCheckEvery)
 }
 
 // String names the holder on one line, e.g. "host gw-a pid 1234"; a holder whose file could not
@@ -70,7 +85,12 @@ func plainOrQuoted(s string) string {
 type LeaseHeldError struct {
 	Path   string
 	Holder Holder
+	// ID is the held file's device and inode.
+	ID FileKey
 }
+
+// FileKey is a file's device and inode.
+type FileKey struct{ Dev, Ino uint64 }
 
 func (e *LeaseHeldError) Error() string {
 	return fmt.Sprintf("%s is held by %s since %s", e.Path, e.Holder, e.Holder.SinceText())
@@ -83,7 +103,11 @@ type Lease struct {
 	f      *os.File
 	path   string
 	holder Holder
+	id     FileKey
 }
+
+// ID is the locked file's device and inode.
+func (l *Lease) ID() FileKey { return l.id }
 
 // Path is the lease file's path.
 func (l *Lease) Path() string { return l.path }
@@ -137,7 +161,7 @@ func AcquireLease(home string, self Holder) (*Lease, error) {
 	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		defer f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &LeaseHeldError{Path: path, Holder: readHolder(f)}
+			return nil, &LeaseHeldError{Path: path, Holder: readHolder(f), ID: FileKey{st.Dev, st.Ino}}
 		}
 		return nil, fmt.Errorf("lease %s: flock: %w", path, err)
 	}
@@ -166,7 +190,7 @@ func AcquireLease(home string, self Holder) (*Lease, error) {
 		f.Close()
 		return nil, fmt.Errorf("lease %s: truncate: %w", path, err)
 	}
-	return &Lease{f: f, path: path, holder: self}, nil
+	return &Lease{f: f, path: path, holder: self, id: FileKey{st.Dev, st.Ino}}, nil
 }
 
 // openLeaseFile opens the regular file LeaseName in dir for reading and writing, creating it

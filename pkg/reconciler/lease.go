@@ -50,8 +50,13 @@ const (
 type ownership struct {
 	mu     sync.RWMutex // read-held across every apply; write-held to change the mode
 	state  atomic.Uint64
-	lease  *volume.Lease               // the held lease (nil: none); touched by Run's goroutine only
 	status atomic.Pointer[LeaseStatus] // what status, /readyz and the metric say
+
+	// Touched by Run's goroutine (or the one-shot command) only:
+	lease      *volume.Lease  // the held lease (nil: none)
+	seenHeld   volume.FileKey // the lease file last seen held by another controller
+	seenPeriod time.Duration  // how often its holder said it checks the lease (0: unknown)
+	waitUntil  time.Time      // set while a taken lease waits out a replaced file's previous owner
 }
 
 func (o *ownership) token() uint64 { return o.state.Load() }
@@ -148,7 +153,8 @@ func (c *Controller) TakeLease() (LeaseStatus, error) {
 // caller's to change).
 func (c *Controller) acquire() error {
 	host, _ := os.Hostname()
-	l, err := volume.AcquireLease(c.opts.HermesHome, volume.Holder{Host: host, PID: os.Getpid(), Since: c.opts.Now().UTC().Truncate(time.Second)})
+	l, err := volume.AcquireLease(c.opts.HermesHome, volume.Holder{Host: host, PID: os.Getpid(),
+		Since: c.opts.Now().UTC().Truncate(time.Second), CheckEvery: c.opts.ResyncPeriod.String()})
 	var held *volume.LeaseHeldError
 	switch {
 	case err == nil:
@@ -156,6 +162,7 @@ func (c *Controller) acquire() error {
 		h := l.Holder()
 		c.own.status.Store(&LeaseStatus{Role: RoleOwner, Owner: h.String(), Since: h.SinceText(), PID: os.Getpid()})
 	case errors.As(err, &held):
+		c.own.seenHeld, c.own.seenPeriod = held.ID, held.Holder.Period()
 		c.own.status.Store(&LeaseStatus{Role: RoleStandby, Owner: held.Holder.String(), Since: held.Holder.SinceText(), PID: os.Getpid()})
 	default:
 		c.own.status.Store(&LeaseStatus{Role: RoleStandby, Reason: err.Error(), PID: os.Getpid()})
@@ -170,19 +177,26 @@ func (c *Controller) ReleaseLease() {
 	}
 	c.own.set(modeStandby)
 	c.own.lease.Release()
-	c.own.lease = nil
+	c.own.lease, c.own.waitUntil = nil, time.Time{}
 }
 
 // checkLease is the once-per-resync look at the lease (Run's goroutine): an owner re-validates
 // it (the locked descriptor's inode is still the path's) and, when the file was replaced, takes
 // the new one or steps down; a standby tries to take it, and takes over with a boot pass.
+//
+// A standby that takes a lease file other than the one it last saw held (the file was replaced
+// while its owner lived) holds it for the old owner's check period (from its lease file; this
+// controller's resync period when unknown) plus a second before it acts: the old owner, which
+// still holds the replaced file, notices at its own next check that it lost the lease and steps
+// down, so two sets of gateways do not run side by side.
 func (c *Controller) checkLease(ctx context.Context) {
 	if c.opts.Standby || !c.opts.Lease {
 		return
 	}
 	log := c.opts.Log
-	before := c.Role()
-	if l := c.own.lease; l != nil {
+	l := c.own.lease
+	switch {
+	case l != nil && c.own.waitUntil.IsZero():
 		verr := l.Validate()
 		if verr == nil {
 			return
@@ -197,14 +211,43 @@ func (c *Controller) checkLease(ctx context.Context) {
 		log.Info("Lease lost, stepping down", "reason", verr.Error(), "standby", c.Standby())
 		c.stepDown(ctx)
 		return
-	}
-	if err := c.acquire(); err != nil {
-		if now := c.Role(); now != before {
-			log.Info("Standby", "standby", now.Message())
-			c.publishRole()
+	case l != nil: // taken, waiting out a replaced file's previous owner
+		if err := l.Validate(); err != nil {
+			l.Release()
+			c.own.lease, c.own.waitUntil = nil, time.Time{}
+			log.Info("Lease lost while waiting to take over", "reason", err.Error())
+			return
 		}
-		return
+		if c.opts.Now().Before(c.own.waitUntil) {
+			return
+		}
+		c.own.waitUntil = time.Time{}
+		h := l.Holder()
+		c.own.status.Store(&LeaseStatus{Role: RoleOwner, Owner: h.String(), Since: h.SinceText(), PID: os.Getpid()})
+	default:
+		before := c.Role()
+		if err := c.acquire(); err != nil {
+			if now := c.Role(); now != before {
+				log.Info("Standby", "standby", now.Message())
+				c.publishRole()
+			}
+			return
+		}
+		if seen := c.own.seenHeld; seen != (volume.FileKey{}) && seen != c.own.lease.ID() {
+			wait := c.own.seenPeriod
+			if wait <= 0 {
+				wait = c.opts.ResyncPeriod
+			}
+			c.own.waitUntil = c.opts.Now().Add(wait + time.Second)
+			msg := "lease taken on a replaced file; acting from " + c.own.waitUntil.UTC().Format(time.RFC3339) +
+				", once the previous owner has stepped down"
+			c.own.status.Store(&LeaseStatus{Role: RoleStandby, Reason: msg, PID: os.Getpid()})
+			log.Info("Lease taken on a replaced file, waiting one resync before acting", "until", c.own.waitUntil)
+			c.publishRole()
+			return
+		}
 	}
+	c.own.seenHeld = volume.FileKey{}
 	log.Info("Lease taken, taking over with a boot pass", "lease", c.own.lease.Path())
 	c.own.set(modeBooting)
 	c.publishRole()

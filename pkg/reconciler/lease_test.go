@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,5 +155,74 @@ func TestLeaseOffActsWithoutFile(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(c.opts.HermesHome, volume.LeaseName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lease off touched the lease file: %v", err)
+	}
+}
+
+// TestLeaseReplacedFileWaitsForOldOwner: the lease file is replaced while A owns the volume and
+// B stands by. B takes the new file first but waits A's check period before it acts; A's next
+// check fails to re-take and steps down; only then does B take over (with a boot pass).
+func TestLeaseReplacedFileWaitsForOldOwner(t *testing.T) {
+	a, _, _ := leaseVolume(t, false)
+	a.opts.ResyncPeriod = 3 * time.Second
+	b, _, _ := leaseVolume(t, false)
+	b.opts.HermesHome, b.loader.Home = a.opts.HermesHome, a.opts.HermesHome
+	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	b.opts.Now = func() time.Time { return now }
+	ctx := context.Background()
+	if role, _ := a.TakeLease(); role.Role != RoleOwner {
+		t.Fatalf("A: %+v", role)
+	}
+	defer a.ReleaseLease()
+	if role, _ := b.TakeLease(); role.Role != RoleStandby {
+		t.Fatalf("B: %+v", role)
+	}
+	defer b.ReleaseLease()
+	if err := os.Remove(filepath.Join(a.opts.HermesHome, volume.LeaseName)); err != nil {
+		t.Fatal(err)
+	}
+
+	b.checkLease(ctx) // B takes the new file, and waits
+	if b.own.lease == nil || modeOf(b.own.token()) != modeStandby {
+		t.Fatalf("B after taking a replaced file: lease %v, mode %d; want held and standby", b.own.lease, modeOf(b.own.token()))
+	}
+	if want := "standby: lease taken on a replaced file; acting from 2026-12-02T01:00:04Z, once the previous owner has stepped down"; b.Standby() != want {
+		t.Errorf("B says %q, want %q", b.Standby(), want)
+	}
+	a.checkLease(ctx) // A finds its file replaced and the new one held: it steps down
+	if a.own.lease != nil || modeOf(a.own.token()) != modeStandby {
+		t.Fatalf("A did not step down: lease %v, mode %d", a.own.lease, modeOf(a.own.token()))
+	}
+	if !strings.HasPrefix(a.Standby(), "standby: owned by host ") {
+		t.Errorf("A says %q", a.Standby())
+	}
+	now = now.Add(3 * time.Second)
+	b.checkLease(ctx) // still inside A's period and a second
+	if modeOf(b.own.token()) != modeStandby {
+		t.Fatal("B acted before the old owner's check period was over")
+	}
+	now = now.Add(1500 * time.Millisecond)
+	b.checkLease(ctx)
+	if modeOf(b.own.token()) != modeOwner || b.Standby() != "" {
+		t.Fatalf("B did not take over: mode %d, %q", modeOf(b.own.token()), b.Standby())
+	}
+}
+
+// TestLeaseSameFileTakesOverAtOnce: when the owner goes (its lock freed, the file unchanged),
+// the standby takes over at its next check, without waiting.
+func TestLeaseSameFileTakesOverAtOnce(t *testing.T) {
+	a, _, _ := leaseVolume(t, false)
+	b, _, _ := leaseVolume(t, false)
+	b.opts.HermesHome, b.loader.Home = a.opts.HermesHome, a.opts.HermesHome
+	if role, _ := a.TakeLease(); role.Role != RoleOwner {
+		t.Fatalf("A: %+v", role)
+	}
+	if role, _ := b.TakeLease(); role.Role != RoleStandby {
+		t.Fatalf("B: %+v", role)
+	}
+	defer b.ReleaseLease()
+	a.ReleaseLease()
+	b.checkLease(context.Background())
+	if modeOf(b.own.token()) != modeOwner {
+		t.Fatalf("B did not take over at once: %q", b.Standby())
 	}
 }

@@ -160,3 +160,30 @@ func DumpPeersOnFailure(envs ...*Env) {
 		}
 	}
 }
+
+// NeverBoth samples both Envs every 50 ms until the returned stop is called, and stop returns
+// the moments at which both ran gateways at once (empty: never).
+func NeverBoth(a, b *Env) (stop func() []string) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	var both []string
+	go func() {
+		defer GinkgoRecover()
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			ua, ub := a.UpGateways(Default), b.UpGateways(Default)
+			if len(ua) > 0 && len(ub) > 0 {
+				both = append(both, fmt.Sprintf("%s: %v and %v", time.Now().Format(time.StampMilli), ua, ub))
+			}
+		}
+	}()
+	return func() []string {
+		close(done)
+		<-finished
+		return both
+	}
+}

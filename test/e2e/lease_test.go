@@ -137,6 +137,7 @@ var _ = Describe("volume lease: one owner per volume", func() {
 		// first takes the new one; the other stands by (the old owner steps down if it lost).
 		planted := filepath.Join(a.Home, "planted")
 		Expect(os.WriteFile(planted, []byte("{}\n"), 0o644)).To(Succeed())
+		stopSampling := NeverBoth(a, b)
 		Expect(os.Rename(planted, a.leaseFile())).To(Succeed())
 		var owner, standby *Env
 		Eventually(func(g Gomega) {
@@ -154,6 +155,7 @@ var _ = Describe("volume lease: one owner per volume", func() {
 		GinkgoWriter.Printf("after the replacement the owner is %s\n", owner.Root)
 		Consistently(func(g Gomega) { ExpectOnlyActing(g, owner, names, standby) }).
 			WithTimeout(consistently).WithPolling(100 * time.Millisecond).Should(Succeed())
+		Expect(stopSampling()).To(BeEmpty(), "both sides ran gateways at once")
 
 		// A symlink in its place: nobody can take it, so both stand by; the target is untouched.
 		target := filepath.Join(a.Root, "target")
