@@ -104,6 +104,8 @@ type Lease struct {
 	path   string
 	holder Holder
 	id     FileKey
+	check  string // the path whose inode must stay the locked one: the lease file, or HERMES_HOME
+	onDir  bool   // a read-only volume without a lease file: HERMES_HOME itself is locked
 }
 
 // ID is the locked file's device and inode.
@@ -149,21 +151,33 @@ func AcquireLease(home string, self Holder) (*Lease, error) {
 		return nil, fmt.Errorf("lease %s: %w", path, unwrapPath(err))
 	}
 	defer dir.Close()
-	fd, st, err := openLeaseFile(dir, path)
+	fd, st, mode, err := openLeaseFile(dir, path)
 	if err != nil {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), path)
-	if st.Nlink > 1 {
+	if st.Nlink > 1 && mode != onDir {
 		f.Close()
 		return nil, fmt.Errorf("lease %s: refusing a file with %d hard links (it may be another file's name); remove it", path, st.Nlink)
 	}
 	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		defer f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &LeaseHeldError{Path: path, Holder: readHolder(f), ID: FileKey{st.Dev, st.Ino}}
+			var h Holder
+			if mode != onDir {
+				h = readHolder(f)
+			}
+			return nil, &LeaseHeldError{Path: path, Holder: h, ID: FileKey{st.Dev, st.Ino}}
 		}
 		return nil, fmt.Errorf("lease %s: flock: %w", path, err)
+	}
+	l := &Lease{f: f, path: path, holder: self, id: FileKey{st.Dev, st.Ino}, check: path}
+	if mode != readWrite {
+		// A read-only volume: locked as it is, no identity written.
+		if mode == onDir {
+			l.check, l.onDir = home, true
+		}
+		return l, nil
 	}
 	euid, egid := os.Geteuid(), os.Getegid()
 	if int(st.Uid) != euid || st.Mode&0o7777 != 0o600 {
@@ -190,42 +204,70 @@ func AcquireLease(home string, self Holder) (*Lease, error) {
 		f.Close()
 		return nil, fmt.Errorf("lease %s: truncate: %w", path, err)
 	}
-	return &Lease{f: f, path: path, holder: self, id: FileKey{st.Dev, st.Ino}}, nil
+	return l, nil
 }
 
+// How the lease file was opened.
+type openMode int
+
+const (
+	readWrite openMode = iota
+	readOnly           // an existing file on a read-only volume
+	onDir              // no file, and a read-only volume: HERMES_HOME itself is locked
+)
+
 // openLeaseFile opens the regular file LeaseName in dir for reading and writing, creating it
-// when missing, and returns its descriptor and stat.
-func openLeaseFile(dir *safefs.Dir, path string) (int, unix.Stat_t, error) {
+// when missing, and returns its descriptor, stat and how it was opened. On a read-only volume
+// an existing file is opened read-only (flock works on it), and a missing one cannot be created:
+// HERMES_HOME itself is opened (read-only) to be locked instead, so that controllers booting on
+// a read-only volume still exclude each other.
+func openLeaseFile(dir *safefs.Dir, path string) (int, unix.Stat_t, openMode, error) {
 	for range 3 {
 		fd, st, err := dir.OpenRegular(LeaseName, unix.O_RDWR)
+		if errors.Is(err, unix.EROFS) {
+			fd, st, err = dir.OpenRegular(LeaseName, unix.O_RDONLY)
+			if err == nil {
+				return fd, st, readOnly, nil
+			}
+		}
 		if err == nil {
-			return fd, st, nil
+			return fd, st, readWrite, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return -1, st, fmt.Errorf("lease %s: %w", path, unwrapPath(err))
+			return -1, st, 0, fmt.Errorf("lease %s: %w", path, unwrapPath(err))
 		}
 		fd, err = unix.Openat(dir.FD(), LeaseName,
 			unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0o600)
 		if errors.Is(err, unix.EEXIST) {
 			continue // planted or created meanwhile: look at what it is
 		}
+		if errors.Is(err, unix.EROFS) {
+			fd, err = unix.Openat(dir.FD(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				err = unix.Fstat(fd, &st)
+			}
+			if err != nil {
+				return -1, st, 0, fmt.Errorf("lease %s: read-only volume: %w", path, err)
+			}
+			return fd, st, onDir, nil
+		}
 		if err != nil {
-			return -1, st, fmt.Errorf("lease %s: create: %w", path, err)
+			return -1, st, 0, fmt.Errorf("lease %s: create: %w", path, err)
 		}
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return -1, st, fmt.Errorf("lease %s: stat: %w", path, err)
+			return -1, st, 0, fmt.Errorf("lease %s: stat: %w", path, err)
 		}
 		// The umask may have taken bits away; 0600 exactly, whatever it is.
 		if st.Mode&0o7777 != 0o600 {
 			if err := unix.Fchmod(fd, 0o600); err != nil {
 				unix.Close(fd)
-				return -1, st, fmt.Errorf("lease %s: chmod: %w", path, err)
+				return -1, st, 0, fmt.Errorf("lease %s: chmod: %w", path, err)
 			}
 		}
-		return fd, st, nil
+		return fd, st, readWrite, nil
 	}
-	return -1, unix.Stat_t{}, fmt.Errorf("lease %s: keeps appearing and disappearing; not taken", path)
+	return -1, unix.Stat_t{}, 0, fmt.Errorf("lease %s: keeps appearing and disappearing; not taken", path)
 }
 
 // unwrapPath drops an *os.PathError's path and op (the caller names the file once).
@@ -277,6 +319,8 @@ func ReadLeaseHolder(home string) (Holder, error) {
 
 // Validate checks that the lease is still the volume's: the locked descriptor's device and inode
 // equal those of the path now (lstat, so a symlink put in its place does not match). A lease
+// taken on a read-only volume without a lease file (HERMES_HOME itself locked) is valid while
+// HERMES_HOME is the same directory and no lease file exists. A lease
 // file deleted, renamed, or replaced by another file, a symlink or anything else is an error
 // naming the file; the caller then takes the lease anew or steps down.
 func (l *Lease) Validate() error {
@@ -287,14 +331,21 @@ func (l *Lease) Validate() error {
 	if err := unix.Fstat(int(l.f.Fd()), &fst); err != nil {
 		return fmt.Errorf("lease %s: stat of the locked file: %w", l.path, err)
 	}
-	if err := unix.Lstat(l.path, &pst); err != nil {
+	if err := unix.Lstat(l.check, &pst); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("lease %s: the locked file was removed or renamed", l.path)
 		}
 		return fmt.Errorf("lease %s: %w", l.path, err)
 	}
 	if pst.Dev != fst.Dev || pst.Ino != fst.Ino {
-		return fmt.Errorf("lease %s: replaced by %s (not the locked file)", l.path, safefs.Kind(pst.Mode))
+		return fmt.Errorf("lease %s: replaced by %s (not the locked file)", l.check, safefs.Kind(pst.Mode))
+	}
+	if l.onDir {
+		// Locking HERMES_HOME stands for the file only while there is none: once one appears
+		// (the volume writable again), the lease is the file's.
+		if err := unix.Lstat(l.path, &pst); !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("lease %s: now exists (HERMES_HOME was locked while the volume was read-only)", l.path)
+		}
 	}
 	return nil
 }

@@ -278,3 +278,64 @@ func mustNoErr(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseReadOnlyVolume: on a read-only volume the lease is still exclusive: an existing file
+// is locked read-only (nothing written), and without a file HERMES_HOME itself is locked, valid
+// until a lease file appears.
+func TestLeaseReadOnlyVolume(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test bind-mounts a directory read-only and needs root; CI runs as root")
+		}
+		t.Skip("a read-only bind mount needs root")
+	}
+	readOnly := func(t *testing.T, dir string) (undo func()) {
+		t.Helper()
+		mustNoErr(t, unix.Mount(dir, dir, "", unix.MS_BIND, ""))
+		mustNoErr(t, unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""))
+		done := false
+		undo = func() {
+			if !done {
+				done = true
+				mustNoErr(t, unix.Unmount(dir, unix.MNT_DETACH))
+			}
+		}
+		t.Cleanup(undo)
+		return undo
+	}
+	t.Run("existing file", func(t *testing.T) {
+		home := t.TempDir()
+		hostile.WriteFile(t, filepath.Join(home, LeaseName), `{"host":"old","pid":1}`+"\n", 0o600)
+		readOnly(t, home)
+		l := acquireOK(t, home, testHolder)
+		if _, err := AcquireLease(home, testHolder); !errors.Is(err, ErrLeaseHeld) {
+			t.Errorf("second AcquireLease: %v, want held", err)
+		}
+		if err := l.Validate(); err != nil {
+			t.Errorf("Validate: %v", err)
+		}
+	})
+	t.Run("no file", func(t *testing.T) {
+		home := t.TempDir()
+		undo := readOnly(t, home)
+		l := acquireOK(t, home, testHolder)
+		if _, err := os.Lstat(filepath.Join(home, LeaseName)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a lease file appeared on a read-only volume: %v", err)
+		}
+		_, err := AcquireLease(home, testHolder)
+		var held *LeaseHeldError
+		if !errors.As(err, &held) || held.Holder.String() != "unknown" {
+			t.Errorf("second AcquireLease: %v, want held by an unknown holder", err)
+		}
+		if err := l.Validate(); err != nil {
+			t.Errorf("Validate: %v", err)
+		}
+		undo()
+		// The bind mount gone, l's descriptor is the (other) directory underneath; either way,
+		// once a lease file exists the directory lock no longer stands for it.
+		hostile.WriteFile(t, filepath.Join(home, LeaseName), "", 0o600)
+		if err := l.Validate(); err == nil {
+			t.Error("Validate passed with a lease file present")
+		}
+	})
+}
