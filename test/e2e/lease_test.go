@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -182,6 +183,40 @@ var _ = Describe("volume lease: one owner per volume", func() {
 				To(BeTrue(), "exactly one side runs every gateway: %v and %v", ua, ub)
 		}).WithTimeout(2 * convergeTimeout).Should(Succeed())
 		Expect(readFile(target)).To(Equal("secret\n"))
+		a.StopController()
+		b.StopController()
+	})
+
+	It("converges on one set again when only the owner's controller is SIGKILLed and restarted (the known window)", func() {
+		a := NewEnv()
+		b := a.NewPeer()
+		envs = []*Env{a, b}
+		a.RunningProfiles(names...)
+		a.StartConverged(func(g Gomega) { ExpectOnlyActing(g, a, names) })
+		b.StartSvscan()
+		b.StartController()
+		Eventually(func(g Gomega) { g.Expect(b.LogsMatching("Standby")).NotTo(BeEmpty()) }).WithTimeout(convergeTimeout).Should(Succeed())
+
+		// Only A's controller dies; its s6 tree and gateways go on. s6 would restart it.
+		ctl := a.controller
+		a.controller = nil
+		Expect(ctl.Process.Signal(syscall.SIGKILL)).To(Succeed())
+		<-a.controllerDone
+		a.StartController()
+		var owner, standby *Env
+		Eventually(func(g Gomega) {
+			ua, ub := a.UpGateways(g), b.UpGateways(g)
+			switch {
+			case len(ua) == len(names) && len(b.Slots(g)) == 0:
+				owner, standby = a, b
+			case len(ub) == len(names) && len(a.Slots(g)) == 0:
+				owner, standby = b, a
+			}
+			g.Expect(owner).NotTo(BeNil(), "not exactly one set: %v and %v", ua, ub)
+		}).WithTimeout(2 * convergeTimeout).Should(Succeed())
+		GinkgoWriter.Printf("after the restart the owner is %s\n", owner.Root)
+		Consistently(func(g Gomega) { ExpectOnlyActing(g, owner, names, standby) }).
+			WithTimeout(consistently).WithPolling(100 * time.Millisecond).Should(Succeed())
 		a.StopController()
 		b.StopController()
 	})
