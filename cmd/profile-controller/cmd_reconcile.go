@@ -30,7 +30,12 @@ what plan prints.
 
 Exit status: 0 when every action succeeded, 1 when some failed (the next pass retries them) or
 SIGTERM/SIGINT cut the pass short (a cut-short boot pass is not recorded: the next start redoes
-it), 2 on a usage or configuration error. The s6-overlay cont-init script depends on these.`,
+it), 2 on a usage or configuration error. The s6-overlay cont-init script depends on these.
+
+The pass holds the HERMES_HOME lease (lease: on). When another controller holds it, or with
+role: standby, it prints one line and exits 0 registering nothing:
+
+  standby: HERMES_HOME lease owned by <holder> since <t>; nothing registered`,
 		Example: `  # cont-init.d/02-profile-controller
   profile-controller --config /etc/profile-controller/config.yaml reconcile --once --boot
 
