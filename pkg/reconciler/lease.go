@@ -260,6 +260,10 @@ func (c *Controller) checkLease(ctx context.Context) {
 // start is Run's start: it takes the lease (when configured) and then runs the boot pass when
 // it is pending, or stands by. It returns false when ctx ended during the boot pass.
 func (c *Controller) start(ctx context.Context) bool {
+	if !c.opts.Lease && !c.opts.Standby {
+		// lease: off now: a record of an earlier configuration must not tell status otherwise.
+		_ = os.Remove(filepath.Join(c.opts.RuntimeDir, LeaseFileName))
+	}
 	if _, err := c.TakeLease(); err != nil {
 		c.opts.Log.Error(err, "Volume lease refused, standing by")
 	}
