@@ -87,6 +87,7 @@ func loadConfig(g *globalFlags, set func(flag string) bool) (Config, error) {
 		{"settle-period", func() { cfg.SettlePeriod = Duration{g.settle} }},
 		{"v", func() { cfg.Verbosity = g.verbosity }},
 		{"log-format", func() { cfg.LogFormat = g.logFormat }},
+		{"role", func() { cfg.Role = g.role }},
 	} {
 		if set(f.name) {
 			f.apply()
@@ -137,5 +138,7 @@ func newController(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prom
 		Metrics:           reg,
 		Version:           readVersionInfo().Version,
 		OnReady:           onReady,
+		Lease:             cfg.Lease == LeaseOn,
+		Standby:           cfg.Role == RoleStandby,
 	}), nil
 }

@@ -59,6 +59,7 @@ type globalFlags struct {
 	resync, settle                            time.Duration
 	verbosity                                 int
 	logFormat                                 string
+	role                                      string
 }
 
 func (g *globalFlags) register(fs *pflag.FlagSet) {
@@ -72,6 +73,7 @@ func (g *globalFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&g.settle, "settle-period", 0, "settle window `duration` (default 15s)")
 	fs.IntVarP(&g.verbosity, "v", "v", 0, "log verbosity `level`: 0 changes and errors, 1 decisions, 4 per-pass detail")
 	fs.StringVar(&g.logFormat, "log-format", "", "log `format`: json or console (default json for run, console otherwise)")
+	fs.StringVar(&g.role, "role", "", "`role` for a shared volume: auto (act while holding the lease) or standby (never act) (default auto)")
 }
 
 func newRootCommand(a *app) *cobra.Command {

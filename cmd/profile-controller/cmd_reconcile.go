@@ -30,7 +30,12 @@ what plan prints.
 
 Exit status: 0 when every action succeeded, 1 when some failed (the next pass retries them) or
 SIGTERM/SIGINT cut the pass short (a cut-short boot pass is not recorded: the next start redoes
-it), 2 on a usage or configuration error. The s6-overlay cont-init script depends on these.`,
+it), 2 on a usage or configuration error. The s6-overlay cont-init script depends on these.
+
+The pass holds the HERMES_HOME lease (lease: on). When another controller holds it, or with
+role: standby, it prints one line and exits 0 registering nothing:
+
+  standby: HERMES_HOME lease owned by <holder> since <t>; nothing registered`,
 		Example: `  # cont-init.d/02-profile-controller
   profile-controller --config /etc/profile-controller/config.yaml reconcile --once --boot
 
@@ -170,6 +175,16 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 		return err
 	}
 	defer unlock()
+	// The volume lease, for the pass's duration: a standby registers nothing and succeeds.
+	role, err := ctl.TakeLease()
+	if err != nil {
+		return err
+	}
+	defer ctl.ReleaseLease()
+	if role.Role == reconciler.RoleStandby {
+		fmt.Fprintln(stdout, standbyLine(role))
+		return nil
+	}
 	rep := ctl.Pass(ctx, boot || ctl.BootPending(), false)
 	for _, l := range rep.Lines {
 		switch {
@@ -195,3 +210,11 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 
 // oneLine keeps a message on one line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// standbyLine is what reconcile --once prints when it does not hold the volume lease.
+func standbyLine(role reconciler.LeaseStatus) string {
+	if role.Owner != "" {
+		return "standby: HERMES_HOME lease owned by " + role.Owner + " since " + role.Since + "; nothing registered"
+	}
+	return "standby: " + role.Reason + "; nothing registered"
+}

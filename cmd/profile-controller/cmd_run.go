@@ -25,7 +25,11 @@ and the loop is watching: s6's readiness notification (put N in the service's no
 
 Only one controller may act on a runtime dir: a second run fails (exit 1) naming the pid that
 holds the lock, before it opens the metrics port. With metricsAddr set, /metrics, /healthz and
-/readyz are served.`,
+/readyz are served.
+
+With lease: on (the default) it acts only while it holds the HERMES_HOME lease; otherwise (or
+with role: standby) it stands by: it registers nothing, /readyz answers 503 "standby: owned by
+<holder> since <t>", and it takes over with a boot pass when the lease is freed.`,
 		Example: `  profile-controller --config /etc/profile-controller/config.yaml run
   profile-controller --config /etc/profile-controller/config.yaml run --notify-fd 3
   profile-controller --config config.yaml run -v 1 --log-format console`,

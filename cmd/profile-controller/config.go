@@ -62,6 +62,12 @@ type Config struct {
 	LogFormat string `yaml:"logFormat,omitempty"`
 	// Verbosity is the logr V level enabled (default 0).
 	Verbosity int `yaml:"verbosity,omitempty"`
+	// Role is "auto" (act while holding the HERMES_HOME lease; the default) or "standby" (never
+	// act: a dashboard or API container sharing the volume; env PROFILE_CONTROLLER_ROLE).
+	Role string `yaml:"role,omitempty"`
+	// Lease is "on" (take the HERMES_HOME lease; the default) or "off" (a volume never shared:
+	// no lease file is touched).
+	Lease string `yaml:"lease,omitempty"`
 }
 
 // Templates are Go text/templates for the service files; empty means the built-in default.
@@ -95,6 +101,15 @@ const (
 const (
 	EnvHermesHome = "HERMES_HOME"
 	EnvScandir    = "S6_PROFILE_GATEWAY_SCANDIR"
+	EnvRole       = "PROFILE_CONTROLLER_ROLE"
+)
+
+// Roles and lease settings.
+const (
+	RoleAuto    = "auto"
+	RoleStandby = "standby"
+	LeaseOn     = "on"
+	LeaseOff    = "off"
 )
 
 // MaxConfigFileSize caps the size of a config file.
@@ -246,8 +261,9 @@ func (d *Duration) Set(s string) error {
 	return nil
 }
 
-// ApplyEnv overlays the environment on c: HERMES_HOME sets HermesHome and
-// S6_PROFILE_GATEWAY_SCANDIR sets Scandir, each only when set to a non-empty value.
+// ApplyEnv overlays the environment on c: HERMES_HOME sets HermesHome,
+// S6_PROFILE_GATEWAY_SCANDIR sets Scandir and PROFILE_CONTROLLER_ROLE sets Role, each only when
+// set to a non-empty value.
 // getenv is usually os.Getenv.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v := getenv(EnvHermesHome); v != "" {
@@ -255,6 +271,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	if v := getenv(EnvScandir); v != "" {
 		c.Scandir = v
+	}
+	if v := getenv(EnvRole); v != "" {
+		c.Role = v
 	}
 }
 
@@ -277,6 +296,8 @@ func (c *Config) Default(stat StatFunc) {
 	setString(&c.HermesHome, DefaultHermesHome)
 	setString(&c.Scandir, DefaultScandir)
 	setString(&c.RuntimeDir, DefaultRuntimeDir)
+	setString(&c.Role, RoleAuto)
+	setString(&c.Lease, LeaseOn)
 	if c.S6BinDir == "" {
 		c.S6BinDir = FallbackS6BinDir
 		if fi, err := stat(filepath.Join(DefaultS6BinDir, "s6-svc")); err == nil && !fi.IsDir() {
@@ -308,7 +329,7 @@ var (
 )
 
 // Validate checks a defaulted config and returns nil or one error with one line per problem (no
-// "config:" prefix: the caller adds it): paths absolute, durations positive, servicesMax and verbosity not negative,
+// "config:" prefix: the caller adds it): role auto or standby, lease on or off, paths absolute, durations positive, servicesMax and verbosity not negative,
 // logFormat "", "json" or "console", gatewayUser a plain account name, extraEnv keys shell
 // variable names and values free of NUL bytes, and each template parsing as a Go text/template
 // with funcs (which must hold every function the renderer provides, e.g. shquote).
@@ -348,6 +369,16 @@ func (c Config) Validate(funcs template.FuncMap) error {
 	case "", "json", "console":
 	default:
 		add("logFormat %q is not one of json, console", c.LogFormat)
+	}
+	switch c.Role {
+	case "", RoleAuto, RoleStandby:
+	default:
+		add("role %q is not one of auto, standby (set by the file, %s or --role)", c.Role, EnvRole)
+	}
+	switch c.Lease {
+	case "", LeaseOn, LeaseOff:
+	default:
+		add("lease %q is not one of on, off", c.Lease)
 	}
 	if c.GatewayUser != "" && !gatewayUserRE.MatchString(c.GatewayUser) {
 		add("gatewayUser %q is not a valid account name", c.GatewayUser)

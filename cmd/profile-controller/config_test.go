@@ -252,13 +252,14 @@ func TestConfigDefault(t *testing.T) {
 			HermesHome: "/opt/data", Scandir: "/run/service", S6BinDir: s6, RuntimeDir: "/run/profile-controller",
 			ResyncPeriod: dur(10 * time.Second), SettlePeriod: dur(15 * time.Second), MinUptime: dur(10 * time.Second),
 			UnregisterTimeout: dur(10 * time.Second), HeartbeatTimeout: dur(2 * time.Minute), CommandTimeout: dur(5 * time.Second), ServicesMax: 1000,
+			Role: "auto", Lease: "on",
 		}
 	}
 	set := Config{
 		HermesHome: "/h", Scandir: "/s", S6BinDir: "/opt/s6/bin", RuntimeDir: "/r",
 		ResyncPeriod: dur(time.Second), SettlePeriod: dur(2 * time.Second), MinUptime: dur(3 * time.Second),
 		UnregisterTimeout: dur(4 * time.Second), HeartbeatTimeout: dur(6 * time.Second), CommandTimeout: dur(5 * time.Millisecond), ServicesMax: 7,
-		GatewayUser: "hermes", LogFormat: "json", Verbosity: 3,
+		GatewayUser: "hermes", LogFormat: "json", Verbosity: 3, Role: "standby", Lease: "off",
 	}
 	tests := []struct {
 		name string

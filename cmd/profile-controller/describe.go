@@ -27,6 +27,8 @@ type description struct {
 	Conditions []condition              `json:"conditions"`
 	Files      []fileState              `json:"files"`
 	Events     []event                  `json:"events"`
+	// Lease is the running controller's role (omitted: lease off or no controller runs).
+	Lease *reconciler.LeaseStatus `json:"lease,omitempty"`
 }
 
 // condition is a kubectl-style condition: Status is True, False or Unknown.
@@ -99,8 +101,12 @@ pending correction and crash-loop backoff, and the recent events. Changes nothin
 				return err
 			}
 			desc := describe(rep.Profiles[i], present)
+			desc.Lease = rep.Lease
 			if output != "text" {
 				return writeDocument(a.stdout, output, desc)
+			}
+			if l := standbyText(rep.Lease); l != "" {
+				fmt.Fprintln(a.stdout, l)
 			}
 			return printDescription(a.stdout, desc, a.now())
 		},

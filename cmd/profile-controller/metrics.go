@@ -17,8 +17,8 @@ import (
 )
 
 // serveMetrics serves /metrics, /healthz (the loop finished a resync within three resync
-// periods) and /readyz (the boot pass is
-// done) on addr until ctx is done, and returns the address it listens on. A listen error is
+// periods) and /readyz (the controller holds the volume lease and the boot pass is done; a
+// standby answers 503 "standby: owned by <holder> since <t>") on addr until ctx is done, and returns the address it listens on. A listen error is
 // returned at once.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ctl *reconciler.Controller, log logr.Logger) (string, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -32,6 +32,10 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ct
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if msg := ctl.Standby(); msg != "" {
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
+		}
 		if ctl.BootPending() {
 			http.Error(w, "boot pass pending", http.StatusServiceUnavailable)
 			return

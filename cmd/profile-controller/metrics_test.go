@@ -65,7 +65,44 @@ func TestServeMetrics(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfg.RuntimeDir, "boot-done"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if code, body := get(t, "http://"+addr+"/readyz"); code != 503 || body != "standby: lease not taken yet\n" {
+		t.Errorf("/readyz before the lease is taken = %d %q, want 503", code, body)
+	}
+	if err := os.MkdirAll(cfg.HermesHome, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if role, err := ctl.TakeLease(); err != nil || role.Role != "owner" {
+		t.Fatalf("TakeLease = %+v, %v", role, err)
+	}
+	defer ctl.ReleaseLease()
 	if code, _ := get(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Errorf("/readyz after the boot pass = %d, want 200", code)
+	}
+	if _, body := get(t, "http://"+addr+"/metrics"); !strings.Contains(body, `profile_controller_role{role="owner"} 1`) || !strings.Contains(body, `profile_controller_role{role="standby"} 0`) {
+		t.Errorf("/metrics lacks the owner's role:\n%s", body)
+	}
+
+	// A second controller on the same volume (another container) stands by.
+	reg2 := prometheus.NewRegistry()
+	other, err := newController(cfg, r, logr.Discard(), reg2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role, err := other.TakeLease(); err != nil || role.Role != "standby" {
+		t.Fatalf("second TakeLease = %+v, %v", role, err)
+	}
+	addr2, err := serveMetrics(ctx, "127.0.0.1:0", reg2, other, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body = get(t, "http://"+addr2+"/readyz")
+	if want := "standby: owned by host "; code != 503 || !strings.HasPrefix(body, want) || !strings.Contains(body, " since ") {
+		t.Errorf("/readyz of a standby = %d %q, want 503 %q...", code, body, want)
+	}
+	if code, _ := get(t, "http://"+addr2+"/healthz"); code != 200 {
+		t.Errorf("/healthz of a standby = %d, want 200 (a standby is healthy)", code)
+	}
+	if _, body := get(t, "http://"+addr2+"/metrics"); !strings.Contains(body, `profile_controller_role{role="standby"} 1`) {
+		t.Errorf("/metrics lacks the standby's role:\n%s", body)
 	}
 }

@@ -73,6 +73,9 @@ func unhealthy(rep reconciler.StatusReport) []unhealthyItem {
 // then the skipped and foreign entries, one line each.
 func printStatusTable(w io.Writer, rep reconciler.StatusReport, now time.Time, wide bool) error {
 	var b bytes.Buffer
+	if l := standbyText(rep.Lease); l != "" {
+		fmt.Fprintln(&b, l)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	if wide {
 		fmt.Fprintln(tw, "PROFILE\tINTENT\tBOOT\tPRIOR\tDESIRED\tGATEWAY\tPHASE\tSTATE\tREADY\tPID\tPORT\tDEATHS\tAGE\tACTIONS\tNOTE")
@@ -221,4 +224,17 @@ func yesNo(known, v bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// standbyText is the line status and describe print for a standby controller, e.g.
+// "Standby: owned by host gw-a pid 12 since 2026-12-02T00:00:00Z" ("" for an owner or none).
+func standbyText(l *reconciler.LeaseStatus) string {
+	if l == nil {
+		return ""
+	}
+	msg, ok := strings.CutPrefix(l.Message(), "standby: ")
+	if !ok {
+		return ""
+	}
+	return "Standby: " + msg
 }

@@ -57,6 +57,10 @@ type Options struct {
 	// OnReady, when set, is called once by Run when the boot pass (if any) is done and the loop
 	// is watching: the moment to tell a supervisor the controller is ready (s6 notification-fd).
 	OnReady func()
+	// Lease makes the controller act only while it holds the volume lease
+	// (HERMES_HOME/.profile-controller.lease, see lease.go); false (lease: off) acts always and
+	// touches no lease file. Standby (role: standby) never acts, lease or not.
+	Lease, Standby bool
 }
 
 func (o *Options) defaults() {
@@ -112,6 +116,8 @@ type Controller struct {
 
 	bootOnce sync.Once
 	bootTime time.Time
+
+	own ownership // whether this controller may act on the volume (lease.go)
 }
 
 // containerBoot is when this container booted: the start of PID 1 (s6-svscan under s6-overlay)
@@ -137,6 +143,7 @@ func New(opts Options) *Controller {
 		guard:    newVolumeGuard(),
 	}
 	c.keyLogs = newKeyLogs(opts.Log)
+	c.initOwnership()
 	c.metrics = c.registerMetrics(opts.Metrics)
 	c.health.lastResync.Store(time.Now().UnixNano())
 	return c
@@ -268,6 +275,10 @@ func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look
 // ReconcileKey reconciles one profile key from its full desired and observed state. It
 // returns how long to wait before looking again (0: only on the next event or resync).
 func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Duration, error) {
+	tok := c.own.token()
+	if modeOf(tok) != modeOwner {
+		return 0, nil // standby, or the boot pass of a take-over runs: it looks at every key
+	}
 	c.loadMemory()
 	now := c.opts.Now()
 	log := c.keyLogs.of(name)
@@ -280,7 +291,12 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 	c.reportLook(log, lk)
 	var res Result
 	if len(d.Actions) > 0 {
+		release, ok := c.own.begin(tok)
+		if !ok {
+			return 0, nil // the lease was lost during the look: the plan is not ours to apply
+		}
 		res = c.exec.Apply(ctx, d.Actions)
+		release()
 		c.metrics.applied(d.Actions, res)
 	}
 	c.commit(log, lk, d, res, now)

@@ -38,18 +38,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	defer unlock()
 	c.loadMemory()
-
-	if c.BootPending() {
-		rep := c.Pass(ctx, true, false)
-		for _, l := range rep.Lines {
-			log.Info("Boot pass", "profile", l.Profile, "priorState", l.PriorState, "action", l.Action)
-		}
-		if rep.Err != nil {
-			log.Error(rep.Err, "Boot pass had errors")
-		}
-		if ctx.Err() != nil {
-			return nil // stopped during the boot pass: it is not recorded, the next start redoes it
-		}
+	defer c.ReleaseLease()
+	if !c.start(ctx) {
+		return nil // stopped during the boot pass: it is not recorded, the next start redoes it
 	}
 
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -116,6 +107,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			c.exec.Recount()
+			c.checkLease(ctx)
 			requestResync()
 		case <-flush.C:
 			c.flushMemory()
@@ -131,6 +123,13 @@ func (c *Controller) feed(ctx context.Context, queue workqueue.TypedRateLimiting
 		case <-ctx.Done():
 			return
 		case <-resync:
+		}
+		if modeOf(c.own.token()) != modeOwner {
+			// A standby looks at no key; its resync is done (a standby is healthy).
+			now := time.Now()
+			c.health.lastResync.Store(now.UnixNano())
+			c.metrics.resynced(now)
+			continue
 		}
 		c.refreshRoots(true)
 		r := c.openRoots()

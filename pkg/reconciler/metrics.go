@@ -81,6 +81,7 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"generation"})
 	config.WithLabelValues(c.opts.Renderer.Generation()).Set(1)
 	m.queue = newQueueMetrics(reg)
+	reg.MustRegister(c.roleGauges()...)
 	reg.MustRegister(m.reconciles, m.errors, m.duration, m.active, maxWorkers, m.actions, m.lastResync, build, config,
 		&profileCollector{c: c},
 		gauge("profile_controller_problems", "Profiles and slots currently reported and skipped (bad name, symlink, foreign entry, unreadable state).",

@@ -141,6 +141,10 @@ func (c *Controller) Plan(boot bool) ([]Action, error) {
 // gone profiles are taken down and removed before it returns (their gateways killed after the
 // unregister timeout).
 func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
+	tok := c.own.token()
+	if !dryRun && modeOf(tok) == modeStandby {
+		return Report{Err: ErrStandby}
+	}
 	c.loadMemory()
 	now := c.opts.Now()
 	r := c.openRoots()
@@ -177,14 +181,19 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	}
 	res := Result{Errors: map[string]error{}}
 	if !dryRun {
+		release, ok := c.own.begin(tok)
+		if !ok {
+			return Report{Err: ErrStandby} // the lease was lost during the look
+		}
 		res = c.exec.Apply(ctx, actions)
+		release()
 		c.metrics.applied(actions, res)
 		for _, p := range ps {
 			// A pass reports per profile in its lines (boot log, reconcile's stdout): its events are
 			// kept, and logged at -v 1.
 			c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, res, now)
 		}
-		res = c.finishTerminating(ctx, r, ps, res)
+		res = c.finishTerminating(ctx, tok, r, ps, res)
 		c.flushMemory()
 		rep.Err = res.Err()
 		rep.Warnings = res.Warnings
@@ -231,7 +240,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 
 // finishTerminating looks again at the keys a pass is taking down until their slots are gone,
 // so that a one-shot pass leaves no slot of a gone profile behind (the loop instead requeues).
-func (c *Controller) finishTerminating(ctx context.Context, r *roots, ps []planned, res Result) Result {
+func (c *Controller) finishTerminating(ctx context.Context, tok uint64, r *roots, ps []planned, res Result) Result {
 	var keys []string
 	for _, p := range ps {
 		if p.Profile == nil && strings.HasPrefix(p.Pending, "Terminating") && res.Errors[p.Name] == nil {
@@ -245,7 +254,13 @@ func (c *Controller) finishTerminating(ctx context.Context, r *roots, ps []plann
 			if d.RequeueAfter > 0 && (wait == 0 || d.RequeueAfter < wait) {
 				wait = d.RequeueAfter
 			}
+			release, ok := c.own.begin(tok)
+			if !ok {
+				res.Errors[k] = ErrStandby
+				continue
+			}
 			kr := c.exec.Apply(ctx, d.Actions)
+			release()
 			c.metrics.applied(d.Actions, kr)
 			c.commit(c.keyLogs.of(k).V(1), lk, d, kr, c.opts.Now())
 			if err := kr.Errors[k]; err != nil {

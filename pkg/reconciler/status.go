@@ -69,6 +69,8 @@ type StatusReport struct {
 	Problems []ProblemStatus `json:"problems"`
 	Foreign  []ProblemStatus `json:"foreign"`
 	Staging  []string        `json:"staging"`
+	// Lease is the role the running controller recorded (nil: lease off, or no controller runs).
+	Lease *LeaseStatus `json:"lease,omitempty"`
 }
 
 // Status reads full state and reports desired versus observed per profile, with the actions a
@@ -113,6 +115,12 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 	}
 	for _, f := range l.foreign {
 		rep.Foreign = append(rep.Foreign, ProblemStatus{Name: f.Name, Error: f.Reason})
+	}
+	rep.Lease = c.readRole()
+	if rep.Lease != nil && rep.Lease.Role == RoleStandby {
+		for i := range rep.Profiles { // a standby takes no action and has nothing pending
+			rep.Profiles[i].Actions, rep.Profiles[i].Pending = nil, ""
+		}
 	}
 	if r.vol == nil {
 		rep.Problems = append(rep.Problems, ProblemStatus{Name: "-", Path: c.opts.HermesHome, Error: r.volErr.Error()})
