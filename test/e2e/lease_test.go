@@ -80,7 +80,8 @@ var _ = Describe("volume lease: one owner per volume", func() {
 		Eventually(func(g Gomega) { ExpectOnlyActing(g, b, names, a) }).WithTimeout(convergeTimeout).Should(Succeed())
 		GinkgoWriter.Printf("standby took over %v after the owner's container died\n", time.Since(t0))
 		Expect(b.LogsMatching("Lease taken, taking over with a boot pass")).To(HaveLen(1))
-		Expect(a.bootLogLines()).To(Equal(bootLines+len(names)+1), "one boot-log line per profile (and default) from B's take-over")
+		// The boot pass writes its log once its actions are applied: the gateways may be up first.
+		Eventually(a.bootLogLines).Should(Equal(bootLines+len(names)+1), "one boot-log line per profile (and default) from B's take-over")
 		Eventually(func(g Gomega) {
 			code, _ := HTTPGet(g, bAddr, "/readyz")
 			g.Expect(code).To(Equal(200))
