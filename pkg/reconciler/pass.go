@@ -63,9 +63,9 @@ func (c *Controller) list(r *roots, skip func(name string) bool) listing {
 		names, err := r.vol.Names()
 		l.listed, l.listErr = err == nil, err
 		if err == nil {
-			now := c.opts.Now()
-			c.guard.observeIdentity(r.vol.Identity(), now, c.opts.Rules.SettlePeriod)
-			c.guard.observeListing(len(names), now, c.opts.Rules.SettlePeriod)
+			now, settle := c.opts.Now(), c.settings().rules.SettlePeriod
+			c.guard.observeIdentity(r.vol.Identity(), now, settle)
+			c.guard.observeListing(len(names), now, settle)
 		}
 		for _, n := range names {
 			if skip == nil || !skip(n) {
@@ -106,11 +106,11 @@ type planned struct {
 }
 
 // plan looks at every key of a full pass and plans each one, exactly as ReconcileKey would.
-func (c *Controller) plan(r *roots, boot bool, now time.Time) (listing, []planned) {
+func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (listing, []planned) {
 	l := c.list(r, nil)
 	out := make([]planned, 0, len(l.keys))
 	for _, k := range l.keys {
-		lk, d := c.look(r, k, boot, now)
+		lk, d := c.lookWith(r, s, k, boot, now)
 		if boot && lk.Profile != nil {
 			d.Actions = append([]Action{{Kind: CleanStale, Profile: k}}, d.Actions...)
 		}
@@ -128,7 +128,7 @@ func (c *Controller) Plan(boot bool) ([]Action, error) {
 	if r.scan == nil {
 		return nil, r.scanErr
 	}
-	_, ps := c.plan(r, boot, c.opts.Now())
+	_, ps := c.plan(r, c.settings(), boot, c.opts.Now())
 	var out []Action
 	for _, p := range ps {
 		out = append(out, p.Actions...)
@@ -148,7 +148,8 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	if r.scan == nil {
 		return Report{Err: r.scanErr}
 	}
-	l, ps := c.plan(r, boot, now)
+	s := c.settings()
+	l, ps := c.plan(r, s, boot, now)
 	rep := Report{Foreign: l.foreign}
 	var actions []Action
 	for _, p := range ps {
@@ -177,7 +178,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	}
 	res := Result{Errors: map[string]error{}}
 	if !dryRun {
-		res = c.exec.Apply(ctx, actions)
+		res = s.exec.Apply(ctx, actions)
 		c.metrics.applied(actions, res)
 		for _, p := range ps {
 			// A pass reports per profile in its lines (boot log, reconcile's stdout): its events are
@@ -245,7 +246,7 @@ func (c *Controller) finishTerminating(ctx context.Context, r *roots, ps []plann
 			if d.RequeueAfter > 0 && (wait == 0 || d.RequeueAfter < wait) {
 				wait = d.RequeueAfter
 			}
-			kr := c.exec.Apply(ctx, d.Actions)
+			kr := lk.set.exec.Apply(ctx, d.Actions)
 			c.metrics.applied(d.Actions, kr)
 			c.commit(c.opts.Log.V(1).WithValues("profile", k), lk, d, kr, c.opts.Now())
 			if err := kr.Errors[k]; err != nil {

@@ -82,7 +82,7 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 	if r.scan == nil {
 		return StatusReport{}, r.scanErr
 	}
-	l, ps := c.plan(r, c.BootPending(), now)
+	l, ps := c.plan(r, c.settings(), c.BootPending(), now)
 
 	ports := map[int][]string{}
 	for _, p := range ps {
@@ -242,5 +242,5 @@ func (c *Controller) fillForensics(ps *ProfileStatus, f desired.Forensics, now t
 		return // never written: the check is off
 	}
 	ps.Heartbeat = f.HeartbeatAt.UTC().Format(time.RFC3339)
-	ps.Stale = ps.Up && now.Sub(f.HeartbeatAt) > c.opts.HeartbeatTimeout
+	ps.Stale = ps.Up && now.Sub(f.HeartbeatAt) > c.settings().heartbeatTimeout
 }
