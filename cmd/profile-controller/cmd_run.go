@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,7 +25,14 @@ and the loop is watching: s6's readiness notification (put N in the service's no
 
 Only one controller may act on a runtime dir: a second run fails (exit 1) naming the pid that
 holds the lock, before it opens the metrics port. With metricsAddr set, /metrics, /healthz and
-/readyz are served.`,
+/readyz are served.
+
+SIGHUP, and a change of the --config file, reload the configuration through the same path as
+at startup (file, environment, the flags given at startup, defaults, validation). A valid one
+is applied without a restart: slot files are rewritten in place, no gateway restarts. One that
+is invalid, or that changes hermesHome, scandir, s6BinDir, runtimeDir, metricsAddr or logFormat,
+is refused with a one-line error and the running configuration stays in use. status shows the
+configuration generation in use.`,
 		Example: `  profile-controller --config /etc/profile-controller/config.yaml run
   profile-controller --config /etc/profile-controller/config.yaml run --notify-fd 3
   profile-controller --config config.yaml run -v 1 --log-format console`,
@@ -34,11 +42,18 @@ holds the lock, before it opens the metrics port. With metricsAddr set, /metrics
 			if err != nil {
 				return err
 			}
+			// SIGHUP reloads the configuration: caught before anything could send it.
+			hup, stopHup := reloadSignals()
+			defer stopHup()
 			d, err := a.setupWith(cmd, notify)
 			if err != nil {
 				return err
 			}
 			defer d.flush()
+			rl, err := newReloader(&a.flags, cmd.Flags().Changed, d)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			// The lock first: a second controller must learn who holds the runtime dir, not
@@ -54,6 +69,16 @@ holds the lock, before it opens the metrics port. With metricsAddr set, /metrics
 					return err
 				}
 			}
+			reloadCtx, stopReload := context.WithCancel(ctx)
+			reloaded := make(chan struct{})
+			go func() {
+				defer close(reloaded)
+				rl.run(reloadCtx, hup)
+			}()
+			defer func() {
+				stopReload()
+				<-reloaded
+			}()
 			return d.ctl.Run(ctx)
 		},
 	}

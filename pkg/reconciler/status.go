@@ -69,6 +69,9 @@ type StatusReport struct {
 	Problems []ProblemStatus `json:"problems"`
 	Foreign  []ProblemStatus `json:"foreign"`
 	Staging  []string        `json:"staging"`
+	// Config is the configuration generation the running controller uses (nil when no `run`
+	// publishes one in the runtime dir).
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // Status reads full state and reports desired versus observed per profile, with the actions a
@@ -90,7 +93,7 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 			ports[p.Profile.Port] = append(ports[p.Profile.Port], p.Name)
 		}
 	}
-	rep := StatusReport{Problems: []ProblemStatus{}, Foreign: []ProblemStatus{}, Staging: []string{}}
+	rep := StatusReport{Problems: []ProblemStatus{}, Foreign: []ProblemStatus{}, Staging: []string{}, Config: c.readConfigState()}
 	for _, p := range ps {
 		if p.Staging {
 			rep.Staging = append(rep.Staging, "."+desired.SlotPrefix+p.Name+".tmp")

@@ -1,0 +1,153 @@
+package main
+
+// What makes `run` reload: SIGHUP, and a change of the config file seen through fsnotify.
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// reloadDebounce coalesces a burst of events (an editor's write, rename and chmod; a ConfigMap's
+// symlink swap) into one reload, this long after the last of them.
+const reloadDebounce = 150 * time.Millisecond
+
+// absPath is path made absolute (the working directory of `run` does not change).
+func absPath(path string) (string, error) {
+	return filepath.Abs(path)
+}
+
+// configWatch watches the directory of the config file, and the directory of the file its path
+// resolves to when that is another one, so that every way of replacing the file is seen: an
+// in-place write, an editor's rename into place, a Kubernetes ConfigMap's swap of its "..data"
+// symlink (which changes what the path resolves to, not the path's own entry). Watching the
+// file itself would lose the watch on the first rename.
+type configWatch struct {
+	path string // the config file, absolute
+	fs   *fsnotify.Watcher
+	real string          // what path resolved to at the last (re)watch
+	dirs map[string]bool // the directories watched
+}
+
+// newConfigWatch watches path's directories; a watch that cannot be set up is nil (SIGHUP still
+// reloads) and its error is returned for the log.
+func newConfigWatch(path string) (*configWatch, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	w := &configWatch{path: path, fs: fw, dirs: map[string]bool{}}
+	if err := w.rewatch(); err != nil {
+		fw.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// rewatch resolves path again and watches the directories that holds (the old target's is
+// dropped). The path's own directory must be watchable; its target's is best effort.
+func (w *configWatch) rewatch() error {
+	w.real = resolve(w.path)
+	want := map[string]bool{filepath.Dir(w.path): true, filepath.Dir(w.real): true}
+	for d := range w.dirs {
+		if !want[d] {
+			_ = w.fs.Remove(d)
+			delete(w.dirs, d)
+		}
+	}
+	var first error
+	for d := range want {
+		if w.dirs[d] {
+			continue
+		}
+		if err := w.fs.Add(d); err != nil {
+			if d == filepath.Dir(w.path) {
+				first = err
+			}
+			continue
+		}
+		w.dirs[d] = true
+	}
+	return first
+}
+
+// relevant reports whether ev may have changed the config file: an event on its path or on
+// the file it resolves to, or any event after which the path resolves elsewhere.
+func (w *configWatch) relevant(ev fsnotify.Event) bool {
+	return ev.Name == w.path || ev.Name == w.real || resolve(w.path) != w.real
+}
+
+func (w *configWatch) close() { w.fs.Close() }
+
+// resolve is path with its symlinks resolved, or path itself when that fails (missing file).
+func resolve(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
+}
+
+// reloadSignals starts delivering SIGHUP to a channel: call it before anything could send one,
+// since SIGHUP's default action ends the process. stop undoes it.
+func reloadSignals() (hup <-chan os.Signal, stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// run reloads on every SIGHUP and, reloadDebounce after the last of a burst of relevant
+// events, on a change of the config file, until ctx is done. It looks at the file once at the
+// start too: a change between startup's read and the watch would otherwise be missed.
+func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	var w *configWatch
+	if r.path != "" {
+		var err error
+		if w, err = newConfigWatch(r.path); err != nil {
+			r.log.Error(err, "Could not watch the config file, reloading on SIGHUP only", "path", r.path)
+		} else {
+			defer w.close()
+			events, errs = w.fs.Events, w.fs.Errors
+		}
+	}
+	debounce := time.NewTimer(reloadDebounce)
+	defer debounce.Stop()
+	if w == nil {
+		debounce.Stop()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			r.reload("signal")
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if w.relevant(ev) {
+				debounce.Reset(reloadDebounce)
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// An overflow may have hidden a change: look at the file.
+			r.log.Error(err, "Config file watch error", "path", r.path)
+			debounce.Reset(reloadDebounce)
+		case <-debounce.C:
+			r.reload("file")
+			if err := w.rewatch(); err != nil {
+				r.log.Error(err, "Could not watch the config file again", "path", r.path)
+			}
+		}
+	}
+}
