@@ -144,10 +144,12 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 			r.log.Error(err, "Config file watch error", "path", r.path)
 			debounce.Reset(reloadDebounce)
 		case <-debounce.C:
-			r.reload("file")
+			// Resolve (and watch) first, read after: a swap after the resolve is an event
+			// that resolves elsewhere, so it is never missed.
 			if err := w.rewatch(); err != nil {
 				r.log.Error(err, "Could not watch the config file again", "path", r.path)
 			}
+			r.reload("file")
 		}
 	}
 }
