@@ -45,8 +45,9 @@ func (c *Controller) Generation() int64 { return c.settings().gen }
 
 // Reconfigure makes the live fields of o the configuration in use, as a new generation, and
 // returns that generation. The live fields are Renderer, Owner, Rules, ResyncPeriod,
-// UnregisterTimeout, HeartbeatTimeout, Services, Scanner and ServicesMax (defaulted as New
-// defaults them); every other field is fixed at New and ignored here.
+// UnregisterTimeout, HeartbeatTimeout, Services and Scanner (both, or neither: nil keeps the
+// ones in use) and ServicesMax, defaulted as New defaults them; every other field is fixed at
+// New and ignored here.
 //
 // It is safe to call while Run runs: a look or a batch in flight finishes with the generation
 // it started with, and every later one uses the new one. Run then restarts its resync ticker
@@ -66,7 +67,10 @@ func (c *Controller) Reconfigure(o Options, changed []string) (int64, error) {
 	next := c.opts
 	next.Renderer, next.Owner, next.Rules = o.Renderer, o.Owner, o.Rules
 	next.ResyncPeriod, next.UnregisterTimeout, next.HeartbeatTimeout = o.ResyncPeriod, o.UnregisterTimeout, o.HeartbeatTimeout
-	next.Services, next.Scanner, next.ServicesMax = o.Services, o.Scanner, o.ServicesMax
+	if o.Services != nil && o.Scanner != nil {
+		next.Services, next.Scanner = o.Services, o.Scanner
+	}
+	next.ServicesMax = o.ServicesMax
 	next.defaults()
 	s := newSettings(next, c.settings().gen+1, c.services)
 	c.live.Store(s)
