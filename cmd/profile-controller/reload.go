@@ -135,12 +135,16 @@ func newReloader(g *globalFlags, set func(string) bool, d *deps) (*reloader, err
 	return r, nil
 }
 
-// reload re-reads the configuration (trigger "signal" or "file", for the log) and applies or
-// refuses it, and returns the result. A file trigger whose bytes are those of the configuration
-// in use, or of the last refused one, changes nothing; a signal always goes the whole way.
+// reload re-reads the configuration (trigger "signal", "file", or "start" for the look right
+// after the watch is set up; for the log) and applies or refuses it, and returns the result. A
+// trigger other than a signal whose bytes are those of the configuration in use, or of the last
+// refused one, changes nothing; a signal always goes the whole way. The start look is counted
+// only when it finds a change.
 func (r *reloader) reload(trigger string) string {
 	res := r.reloadOnce(trigger)
-	r.results.WithLabelValues(res).Inc()
+	if trigger != "start" || res != reloadUnchanged {
+		r.results.WithLabelValues(res).Inc()
+	}
 	if r.done != nil {
 		r.done(res)
 	}

@@ -308,8 +308,8 @@ func TestReloadWatchesTheFile(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	if res := <-e.results; res != reloadUnchanged {
-		t.Fatalf("the first look at the file: %s, want unchanged", res)
+	if res := <-e.results; res != reloadUnchanged || e.count(reloadUnchanged) != 0 {
+		t.Fatalf("the first look at the file: %s (counted %v), want unchanged and not counted", res, e.count(reloadUnchanged))
 	}
 
 	e.write(t, e.baseConfig("settlePeriod: 1m\n"))
@@ -328,6 +328,9 @@ func TestReloadWatchesTheFile(t *testing.T) {
 	hup <- os.Interrupt // any value: run only receives
 	if res := <-e.results; res != reloadUnchanged {
 		t.Errorf("SIGHUP on an unchanged file: %s", res)
+	}
+	if got := e.count(reloadApplied); got != 2 {
+		t.Errorf("applied reloads: %v, want 2", got)
 	}
 }
 

@@ -118,6 +118,7 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 	}
 	debounce := time.NewTimer(reloadDebounce)
 	defer debounce.Stop()
+	trigger := "start"
 	if w == nil {
 		debounce.Stop()
 	}
@@ -149,7 +150,8 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 			if err := w.rewatch(); err != nil {
 				r.log.Error(err, "Could not watch the config file again", "path", r.path)
 			}
-			r.reload("file")
+			r.reload(trigger)
+			trigger = "file"
 		}
 	}
 }
