@@ -134,6 +134,7 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 				continue
 			}
 			if w.relevant(ev) {
+				trigger = "file"
 				debounce.Reset(reloadDebounce)
 			}
 		case err, ok := <-errs:
@@ -143,6 +144,7 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
 			}
 			// An overflow may have hidden a change: look at the file.
 			r.log.Error(err, "Config file watch error", "path", r.path)
+			trigger = "file"
 			debounce.Reset(reloadDebounce)
 		case <-debounce.C:
 			// Resolve (and watch) first, read after: a swap after the resolve is an event
