@@ -17,12 +17,16 @@ import (
 
 // deps are the dependencies a command runs with, built from the configuration.
 type deps struct {
-	cfg      Config
-	log      logr.Logger
-	flush    func()
-	reg      *prometheus.Registry
-	renderer *reconciler.Renderer
-	ctl      *reconciler.Controller
+	cfg Config
+	// raw is the config file's bytes that cfg came from (nil without --config).
+	raw []byte
+	log logr.Logger
+	// setVerbosity changes the V level of log (and of klog) while it is in use.
+	setVerbosity func(int)
+	flush        func()
+	reg          *prometheus.Registry
+	renderer     *reconciler.Renderer
+	ctl          *reconciler.Controller
 }
 
 // setup loads the configuration for cmd and builds the logger, the renderer and the controller.
@@ -31,7 +35,7 @@ func (a *app) setup(cmd *cobra.Command) (*deps, error) { return a.setupWith(cmd,
 
 // setupWith is setup with the controller's OnReady hook (run's readiness notification).
 func (a *app) setupWith(cmd *cobra.Command, onReady func()) (*deps, error) {
-	cfg, err := a.config(cmd)
+	cfg, raw, err := loadConfigRaw(&a.flags, cmd.Flags().Changed)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -42,7 +46,7 @@ func (a *app) setupWith(cmd *cobra.Command, onReady func()) (*deps, error) {
 			format = "json"
 		}
 	}
-	log, flush := newLogger(format, cfg.Verbosity, a.stderr)
+	log, flush, setVerbosity := newLoggerLevel(format, cfg.Verbosity, a.stderr)
 	r, err := newRenderer(cfg)
 	if err != nil {
 		flush()
@@ -54,7 +58,7 @@ func (a *app) setupWith(cmd *cobra.Command, onReady func()) (*deps, error) {
 		flush()
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	return &deps{cfg: cfg, log: log, flush: flush, reg: reg, renderer: r, ctl: ctl}, nil
+	return &deps{cfg: cfg, raw: raw, log: log, setVerbosity: setVerbosity, flush: flush, reg: reg, renderer: r, ctl: ctl}, nil
 }
 
 // config applies the file, then the environment, then the global flags set on cmd's command
@@ -65,13 +69,21 @@ func (a *app) config(cmd *cobra.Command) (Config, error) {
 
 // loadConfig applies file, then environment, then the flags that were set, then defaults.
 func loadConfig(g *globalFlags, set func(flag string) bool) (Config, error) {
+	cfg, _, err := loadConfigRaw(g, set)
+	return cfg, err
+}
+
+// loadConfigRaw is loadConfig that also returns the config file's bytes (nil without a file or
+// when it could not be read): the one load path of startup and of run's reloads.
+func loadConfigRaw(g *globalFlags, set func(flag string) bool) (Config, []byte, error) {
 	var cfg Config
+	var raw []byte
 	if g.config != "" {
-		c, err := LoadConfigFile(g.config)
+		c, data, err := loadConfigFileRaw(g.config)
 		if err != nil {
-			return cfg, err
+			return cfg, data, err
 		}
-		cfg = c
+		cfg, raw = c, data
 	}
 	cfg.ApplyEnv(os.Getenv)
 	for _, f := range []struct {
@@ -95,9 +107,9 @@ func loadConfig(g *globalFlags, set func(flag string) bool) (Config, error) {
 	}
 	cfg.Default(nil)
 	if err := cfg.Validate(reconciler.FuncMap); err != nil {
-		return cfg, prefixLines("config: ", err)
+		return cfg, raw, prefixLines("config: ", err)
 	}
-	return cfg, nil
+	return cfg, raw, nil
 }
 
 func newRenderer(cfg Config) (*reconciler.Renderer, error) {
@@ -112,11 +124,21 @@ func newRenderer(cfg Config) (*reconciler.Renderer, error) {
 
 // newController builds the controller; onReady (nil: none) is called once Run is ready.
 func newController(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prometheus.Registerer, onReady func()) (*reconciler.Controller, error) {
+	opts, err := controllerOptions(cfg, r, log, reg, onReady)
+	if err != nil {
+		return nil, err
+	}
+	return reconciler.New(opts), nil
+}
+
+// controllerOptions are the controller's options for cfg: New's at startup, Reconfigure's on a
+// reload (which takes only the live fields).
+func controllerOptions(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prometheus.Registerer, onReady func()) (reconciler.Options, error) {
 	var owner *s6.Owner
 	if cfg.GatewayUser != "" {
 		u, err := user.Lookup(cfg.GatewayUser)
 		if err != nil {
-			return nil, fmt.Errorf("config: gatewayUser %q: %w", cfg.GatewayUser, err)
+			return reconciler.Options{}, fmt.Errorf("config: gatewayUser %q: %w", cfg.GatewayUser, err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -124,7 +146,7 @@ func newController(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prom
 	}
 	client := &s6.Client{BinDir: cfg.S6BinDir, Timeout: cfg.CommandTimeout.Duration}
 	home := cfg.HermesHome
-	return reconciler.New(reconciler.Options{
+	return reconciler.Options{
 		HermesHome: home, Scandir: cfg.Scandir, RuntimeDir: cfg.RuntimeDir,
 		Services: client, Scanner: client, Renderer: r, Owner: owner,
 		Rules:             reconciler.Rules{SettlePeriod: cfg.SettlePeriod.Duration, MinUptime: cfg.MinUptime.Duration},
@@ -140,5 +162,5 @@ func newController(cfg Config, r *reconciler.Renderer, log logr.Logger, reg prom
 		OnReady:           onReady,
 		Lease:             cfg.Lease == LeaseOn,
 		Standby:           cfg.Role == RoleStandby,
-	}), nil
+	}, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -29,7 +30,14 @@ holds the lock, before it opens the metrics port. With metricsAddr set, /metrics
 
 With lease: on (the default) it acts only while it holds the HERMES_HOME lease; otherwise (or
 with role: standby) it stands by: it registers nothing, /readyz answers 503 "standby: owned by
-<holder> since <t>", and it takes over with a boot pass when the lease is freed.`,
+<holder> since <t>", and it takes over with a boot pass when the lease is freed.
+
+SIGHUP, and a change of the --config file, reload the configuration through the same path as
+at startup (file, environment, the flags given at startup, defaults, validation). A valid one
+is applied without a restart: slot files are rewritten in place, no gateway restarts. One that
+is invalid, or that changes hermesHome, scandir, s6BinDir, runtimeDir, metricsAddr or logFormat,
+is refused with a one-line error and the running configuration stays in use. status shows the
+configuration generation in use.`,
 		Example: `  profile-controller --config /etc/profile-controller/config.yaml run
   profile-controller --config /etc/profile-controller/config.yaml run --notify-fd 3
   profile-controller --config config.yaml run -v 1 --log-format console`,
@@ -39,11 +47,18 @@ with role: standby) it stands by: it registers nothing, /readyz answers 503 "sta
 			if err != nil {
 				return err
 			}
+			// SIGHUP reloads the configuration: caught before anything could send it.
+			hup, stopHup := reloadSignals()
+			defer stopHup()
 			d, err := a.setupWith(cmd, notify)
 			if err != nil {
 				return err
 			}
 			defer d.flush()
+			rl, err := newReloader(&a.flags, cmd.Flags().Changed, d)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
 			if os.Getenv("GOMAXPROCS") == "" {
 				// The loop waits on the kernel, not on CPU: a second P buys only threads
 				// spinning for work between events (about 20 % of the CPU per event here).
@@ -64,6 +79,16 @@ with role: standby) it stands by: it registers nothing, /readyz answers 503 "sta
 					return err
 				}
 			}
+			reloadCtx, stopReload := context.WithCancel(ctx)
+			reloaded := make(chan struct{})
+			go func() {
+				defer close(reloaded)
+				rl.run(reloadCtx, hup)
+			}()
+			defer func() {
+				stopReload()
+				<-reloaded
+			}()
 			return d.ctl.Run(ctx)
 		},
 	}

@@ -187,7 +187,7 @@ func selectProfiles(rep reconciler.StatusReport, names []string) (reconciler.Sta
 	for _, n := range names {
 		want[n] = true
 	}
-	out := reconciler.StatusReport{Problems: []reconciler.ProblemStatus{}, Foreign: []reconciler.ProblemStatus{}, Staging: []string{}}
+	out := reconciler.StatusReport{Problems: []reconciler.ProblemStatus{}, Foreign: []reconciler.ProblemStatus{}, Staging: []string{}, Config: rep.Config}
 	found := map[string]bool{}
 	for _, p := range rep.Profiles {
 		if want[p.Profile] {

@@ -128,15 +128,21 @@ const MaxConfigFileSize = 1 << 20
 // of the wrong type is an error. Every problem of the file is reported at once, one line each,
 // in line order: "config: <path>: line <n>: <what>".
 func LoadConfigFile(path string) (Config, error) {
+	cfg, _, err := loadConfigFileRaw(path)
+	return cfg, err
+}
+
+// loadConfigFileRaw is LoadConfigFile that also returns the bytes it decoded (nil on a read error).
+func loadConfigFileRaw(path string) (Config, []byte, error) {
 	data, err := readConfigFile(path, os.Geteuid())
 	if err != nil {
-		return Config{}, prefixLines("config: "+path+": ", err)
+		return Config{}, nil, prefixLines("config: "+path+": ", err)
 	}
 	cfg, err := decodeConfig(data)
 	if err != nil {
-		return Config{}, prefixLines("config: "+path+": ", err)
+		return Config{}, data, prefixLines("config: "+path+": ", err)
 	}
-	return cfg, nil
+	return cfg, data, nil
 }
 
 // prefixLines returns err with prefix put before every line of its message; errors.Is and

@@ -22,6 +22,14 @@ const loggerName = "controller"
 // as a number ("v":4). klog, which client-go's workqueue logs through, is routed into the same
 // logger with the same verbosity. Call flush before exiting.
 func newLogger(format string, verbosity int, w io.Writer) (logr.Logger, func()) {
+	log, flush, _ := newLoggerLevel(format, verbosity, w)
+	return log, flush
+}
+
+// newLoggerLevel is newLogger that also returns a function changing the verbosity of the
+// logger and of klog while they are in use (run's live configuration); it is safe for
+// concurrent use with logging.
+func newLoggerLevel(format string, verbosity int, w io.Writer) (logr.Logger, func(), func(int)) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc.EncodeLevel = levelEncoder(false)
@@ -32,7 +40,8 @@ func newLogger(format string, verbosity int, w io.Writer) (logr.Logger, func()) 
 		enc.EncodeLevel = levelEncoder(true)
 		encoder = zapcore.NewConsoleEncoder(enc)
 	}
-	core := zapcore.NewCore(encoder, zapcore.AddSync(w), zap.NewAtomicLevelAt(zapcore.Level(-verbosity)))
+	level := zap.NewAtomicLevelAt(zapcore.Level(-verbosity))
+	core := zapcore.NewCore(encoder, zapcore.AddSync(w), level)
 	zl := zap.New(core, zap.AddCaller())
 	log := zapr.NewLoggerWithOptions(zl, zapr.LogInfoLevel("v")).WithName(loggerName)
 	flush := func() { _ = zl.Sync() }
@@ -42,7 +51,11 @@ func newLogger(format string, verbosity int, w io.Writer) (logr.Logger, func()) 
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	_ = fs.Set("v", strconv.Itoa(verbosity))
-	return log, flush
+	setVerbosity := func(v int) {
+		level.SetLevel(zapcore.Level(-v))
+		_ = fs.Set("v", strconv.Itoa(v))
+	}
+	return log, flush, setVerbosity
 }
 
 // levelEncoder writes zap's levels by name, and every V level above 0 (zap levels below info,

@@ -94,3 +94,18 @@ func TestLoggerConsole(t *testing.T) {
 		}
 	}
 }
+
+func TestLoggerVerbosityChangesLive(t *testing.T) {
+	var buf bytes.Buffer
+	log, flush, setVerbosity := newLoggerLevel("json", 0, &buf)
+	log.V(1).Info("Hidden")
+	setVerbosity(1)
+	log.V(1).Info("Shown")
+	setVerbosity(0)
+	log.V(1).Info("Hidden again")
+	flush()
+	out := buf.String()
+	if strings.Contains(out, "Hidden") || !strings.Contains(out, `"msg":"Shown"`) {
+		t.Errorf("verbosity not followed: %s", out)
+	}
+}

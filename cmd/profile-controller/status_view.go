@@ -106,6 +106,9 @@ func printStatusTable(w io.Writer, rep reconciler.StatusReport, now time.Time, w
 	for _, s := range rep.Staging {
 		fmt.Fprintf(&b, "staging %s: left over from an interrupted create (the next pass removes it)\n", s)
 	}
+	if rep.Config != nil {
+		fmt.Fprintln(&b, rep.Config.String())
+	}
 	return writeTrimmed(w, b.Bytes())
 }
 

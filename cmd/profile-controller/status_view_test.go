@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,5 +292,27 @@ func TestPlanFromStatus(t *testing.T) {
 				t.Errorf("planFromStatus() (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestStatusTableConfigLine(t *testing.T) {
+	rep := fixedReport()
+	rep.Config = &reconciler.ConfigStatus{Generation: 3, Rendering: "abc", AppliedAt: "2026-05-29T08:00:00Z", Changed: []string{"extraEnv"},
+		Refused: "config: /etc/pc.yaml: scandir cannot change while running (restart the controller to apply it)", RefusedAt: "2026-05-29T08:01:00Z",
+		RenderingDiffers: true}
+	var b bytes.Buffer
+	if err := printStatusTable(&b, rep, goldenNow, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := "config generation 3 (rendering abc, applied 2026-05-29T08:00:00Z, changed extraEnv); the config file renders otherwise: " +
+		"not applied by the running controller; last reload refused at 2026-05-29T08:01:00Z: config: /etc/pc.yaml: scandir cannot change " +
+		"while running (restart the controller to apply it)"
+	if got := lines[len(lines)-1]; got != want {
+		t.Errorf("last line:\n got %s\nwant %s", got, want)
+	}
+	sel, _ := selectProfiles(rep, []string{"coder"})
+	if sel.Config != rep.Config {
+		t.Error("status PROFILE drops the configuration in use")
 	}
 }

@@ -41,6 +41,9 @@ type Action struct {
 	Files []s6.File
 	// Drift marks a start or stop that corrects an external change after the settle period.
 	Drift bool
+	// Owner is, for update, the gateway user whose supervise skeleton the slot gets (nil: the
+	// skeleton is not touched).
+	Owner *s6.Owner
 }
 
 // String renders the action for logs, plan output and tests, e.g. "create gateway-coder (down)".
@@ -70,7 +73,12 @@ func (a Action) String() string {
 		for i, f := range a.Files {
 			names[i] = f.Name
 		}
-		b.WriteString(" " + strings.Join(names, ","))
+		if len(names) > 0 {
+			b.WriteString(" " + strings.Join(names, ","))
+		}
+		if a.Owner != nil {
+			b.WriteString(" +skeleton")
+		}
 	case Start, Stop:
 		if a.Drift {
 			b.WriteString(" (drift)")

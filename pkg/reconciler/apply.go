@@ -44,11 +44,27 @@ type Executor struct {
 	// would pass it is refused: on s6 ≥ 2.12 one service too many stops every new one.
 	ServicesMax int
 
-	// services counts the scandir's services (loggers included) while counted is true: counted
-	// once, then kept as slots are created; a removal or Recount makes the next create count again.
-	countMu  sync.Mutex
+	// count is the scandir's service count, shared by the executors of every configuration
+	// generation (nil: the executor's own, made on first use).
+	count     *serviceCount
+	countOnce sync.Once
+}
+
+// serviceCount counts the scandir's services (loggers included) while counted is true: counted
+// once, then kept as slots are created; a removal or Recount makes the next create count again.
+type serviceCount struct {
+	mu       sync.Mutex
 	services int
 	counted  bool
+}
+
+func (e *Executor) counter() *serviceCount {
+	e.countOnce.Do(func() {
+		if e.count == nil {
+			e.count = &serviceCount{}
+		}
+	})
+	return e.count
 }
 
 // ErrServiceLimit is returned for a create that would pass s6-svscan's service limit.
@@ -57,9 +73,10 @@ var ErrServiceLimit = errors.New("s6-svscan service limit reached")
 // Recount forgets the kept service count: the next create counts the scandir again. The loop
 // calls it once per resync, so services added by others are noticed.
 func (e *Executor) Recount() {
-	e.countMu.Lock()
-	e.counted = false
-	e.countMu.Unlock()
+	c := e.counter()
+	c.mu.Lock()
+	c.counted = false
+	c.mu.Unlock()
 }
 
 // reserveServices reserves room for a create's services under ServicesMax; release gives it
@@ -75,24 +92,25 @@ func (e *Executor) reserveServices(a Action) (release func(), err error) {
 			break
 		}
 	}
-	e.countMu.Lock()
-	defer e.countMu.Unlock()
-	if !e.counted {
+	c := e.counter()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.counted {
 		n, err := s6.CountServices(e.Scandir)
 		if err != nil {
 			return nil, err
 		}
-		e.services, e.counted = n, true
+		c.services, c.counted = n, true
 	}
-	if n := e.services; n+need > e.ServicesMax {
+	if n := c.services; n+need > e.ServicesMax {
 		return nil, fmt.Errorf("%w: %s holds %d services (loggers count) and %s needs %d more, limit %d; raise servicesMax together with s6-svscan's -C/-c, or remove services",
 			ErrServiceLimit, e.Scandir, n, a.Slot, need, e.ServicesMax)
 	}
-	e.services += need
+	c.services += need
 	return func() {
-		e.countMu.Lock()
-		e.counted = false
-		e.countMu.Unlock()
+		c.mu.Lock()
+		c.counted = false
+		c.mu.Unlock()
 	}, nil
 }
 
@@ -234,6 +252,9 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 			if err := s6.WriteFile(dir, f); err != nil {
 				return err
 			}
+		}
+		if a.Owner != nil {
+			return s6.EnsureSkeleton(dir, *a.Owner)
 		}
 		return nil
 	case Mark:

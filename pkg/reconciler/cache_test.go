@@ -188,7 +188,9 @@ func TestCacheConfigGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.opts.Renderer = r
+	if _, err := c.Reconfigure(Options{Renderer: r}, []string{"extraEnv"}); err != nil {
+		t.Fatal(err)
+	}
 	if got := lookCoder(t, c); len(got) == 0 || got[0] != "update gateway-coder run" {
 		t.Errorf("under a new config: %v, want run rewritten", got)
 	}

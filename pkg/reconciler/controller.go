@@ -92,7 +92,16 @@ func (o *Options) defaults() {
 type Controller struct {
 	opts   Options
 	loader desired.Loader
-	exec   *Executor
+	// live is the configuration generation in use (reconfigure.go); services the service count
+	// its executors share.
+	live     atomic.Pointer[settings]
+	services *serviceCount
+	// reconfMu serialises reconfigurations and guards configState and what Run published of it.
+	reconfMu     sync.Mutex
+	configState  ConfigStatus
+	publishing   bool
+	savedConfig  []byte
+	reconfigured chan struct{} // signalled by Reconfigure: Run resets its ticker and resyncs
 
 	mu       sync.Mutex
 	keys     map[string]*keyState // every key with a profile or a slot; never junk names
@@ -131,17 +140,18 @@ func (c *Controller) containerBoot() time.Time {
 func New(opts Options) *Controller {
 	opts.defaults()
 	c := &Controller{
-		opts:   opts,
-		loader: desired.Loader{Home: opts.HermesHome},
-		exec: &Executor{
-			Scandir: opts.Scandir, Services: opts.Services, Scanner: opts.Scanner, Owner: opts.Owner,
-			CleanStale: opts.CleanStale, ServicesMax: opts.ServicesMax,
-		},
-		keys:     map[string]*keyState{},
-		reported: map[reportKey]string{},
-		store:    newStore(opts.RuntimeDir),
-		guard:    newVolumeGuard(),
+		opts:         opts,
+		loader:       desired.Loader{Home: opts.HermesHome},
+		services:     &serviceCount{},
+		reconfigured: make(chan struct{}, 1),
+		keys:         map[string]*keyState{},
+		reported:     map[reportKey]string{},
+		store:        newStore(opts.RuntimeDir),
+		guard:        newVolumeGuard(),
 	}
+	s := newSettings(opts, 1, c.services)
+	c.live.Store(s)
+	c.configState.applied(s, nil, opts.Now())
 	c.keyLogs = newKeyLogs(opts.Log)
 	c.initOwnership()
 	c.metrics = c.registerMetrics(opts.Metrics)
@@ -196,6 +206,14 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	} else {
 		for _, a := range d.Actions {
 			ks.Memory = ks.Memory.applied(a)
+			switch {
+			case a.Kind == Create && lk.set.owner != nil:
+				gid := lk.set.owner.GID
+				ks.SkeletonGID = &gid
+			case a.Kind == Update && a.Owner != nil:
+				gid := a.Owner.GID
+				ks.SkeletonGID = &gid
+			}
 			if (a.Kind == Start || a.Kind == Stop) && lk.Slot != nil {
 				ks.ActedOn, ks.ActedAt = lk.Slot.Supervision.StatusID, now
 			}
@@ -236,7 +254,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	c.keys[name] = ks
 	c.mu.Unlock()
 	if old == nil || !sameDurable(before, *ks) {
-		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, Events: ks.Events})
+		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
 }
 
@@ -267,9 +285,15 @@ func appendEvent(evs []Event, ev Event) []Event {
 // look reads and plans one key: the one planning path shared by the full pass, the per-key
 // reconcile and status.
 func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look, Decision) {
+	return c.lookWith(r, c.settings(), name, boot, now)
+}
+
+// lookWith is look under the configuration generation s, which the look carries on to the
+// apply and the commit: one look never mixes two generations.
+func (c *Controller) lookWith(r *roots, s *settings, name string, boot bool, now time.Time) (look, Decision) {
 	ks := c.state(name)
-	lk := c.snapshot(r, name, &ks, boot, now)
-	return lk, PlanProfile(lk.Input, c.opts.Rules)
+	lk := c.snapshot(r, s, name, &ks, boot, now)
+	return lk, PlanProfile(lk.Input, s.rules)
 }
 
 // ReconcileKey reconciles one profile key from its full desired and observed state. It
@@ -295,7 +319,7 @@ func (c *Controller) ReconcileKey(ctx context.Context, name string) (time.Durati
 		if !ok {
 			return 0, nil // the lease was lost during the look: the plan is not ours to apply
 		}
-		res = c.exec.Apply(ctx, d.Actions)
+		res = lk.set.exec.Apply(ctx, d.Actions)
 		release()
 		c.metrics.applied(d.Actions, res)
 	}

@@ -6,5 +6,5 @@ func (c *Controller) RefreshRoots() { c.refreshRoots(true) }
 // SlotVerified reports whether key's slot is watch-verified: the next look may reuse its read.
 func (c *Controller) SlotVerified(key string) bool {
 	ks := c.state(key)
-	return c.reusableSlot(&ks) != nil
+	return c.reusableSlot(&ks, c.settings()) != nil
 }

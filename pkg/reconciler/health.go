@@ -18,7 +18,7 @@ func goVersion() string { return runtime.Version() }
 // from New (the boot pass may take a while).
 func (c *Controller) Healthy() error {
 	last := time.Unix(0, c.health.lastResync.Load())
-	limit := 3 * c.opts.ResyncPeriod
+	limit := 3 * c.settings().resyncPeriod
 	if since := time.Since(last); since > limit {
 		return fmt.Errorf("no resync finished for %s (limit %s, three resync periods): the loop is wedged", since.Round(time.Millisecond), limit)
 	}

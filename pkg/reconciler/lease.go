@@ -151,7 +151,7 @@ func (c *Controller) TakeLease() (LeaseStatus, error) {
 func (c *Controller) acquire() error {
 	host, _ := os.Hostname()
 	l, err := volume.AcquireLease(c.opts.HermesHome, volume.Holder{Host: host, PID: os.Getpid(),
-		Since: c.opts.Now().UTC().Truncate(time.Second), CheckEvery: c.opts.ResyncPeriod.String()})
+		Since: c.opts.Now().UTC().Truncate(time.Second), CheckEvery: c.settings().resyncPeriod.String()})
 	var held *volume.LeaseHeldError
 	switch {
 	case err == nil:
@@ -233,7 +233,7 @@ func (c *Controller) checkLease(ctx context.Context) {
 		if seen := c.own.seenHeld; seen != (volume.FileKey{}) && seen != c.own.lease.ID() {
 			wait := c.own.seenPeriod
 			if wait <= 0 {
-				wait = c.opts.ResyncPeriod
+				wait = c.settings().resyncPeriod
 			}
 			c.own.waitUntil = c.opts.Now().Add(wait + time.Second)
 			msg := "lease taken on a replaced file; acting from " + c.own.waitUntil.UTC().Format(time.RFC3339) +

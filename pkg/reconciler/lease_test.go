@@ -164,6 +164,7 @@ func TestLeaseOffActsWithoutFile(t *testing.T) {
 func TestLeaseReplacedFileWaitsForOldOwner(t *testing.T) {
 	a, _, _ := leaseVolume(t, false)
 	a.opts.ResyncPeriod = 3 * time.Second
+	a.live.Store(newSettings(a.opts, a.settings().gen, a.services)) // the period in use
 	b, _, _ := leaseVolume(t, false)
 	b.opts.HermesHome, b.loader.Home = a.opts.HermesHome, a.opts.HermesHome
 	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)

@@ -38,6 +38,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	defer unlock()
 	c.loadMemory()
+	c.publishConfigState(true)
+	defer c.publishConfigState(false)
 	defer c.ReleaseLease()
 	if !c.start(ctx) {
 		return nil // stopped during the boot pass: it is not recorded, the next start redoes it
@@ -90,7 +92,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.opts.OnReady()
 	}
 
-	ticker := time.NewTicker(c.opts.ResyncPeriod)
+	ticker := time.NewTicker(c.settings().resyncPeriod)
 	defer ticker.Stop()
 	flush := time.NewTicker(flushPeriod)
 	defer flush.Stop()
@@ -106,8 +108,14 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.flushMemory()
 			return nil
 		case <-ticker.C:
-			c.exec.Recount()
+			c.settings().exec.Recount()
 			c.checkLease(ctx)
+			requestResync()
+		case <-c.reconfigured:
+			// A new configuration generation (Reconfigure): its period from now on, and a
+			// look at every key under it at once.
+			ticker.Reset(c.settings().resyncPeriod)
+			c.settings().exec.Recount()
 			requestResync()
 		case <-flush.C:
 			c.flushMemory()
@@ -158,7 +166,7 @@ func (c *Controller) feed(ctx context.Context, queue workqueue.TypedRateLimiting
 // drained waits, at most one resync period, until the queue holds no key and no worker is in a
 // reconcile.
 func (c *Controller) drained(ctx context.Context, queue workqueue.TypedRateLimitingInterface[string], kick <-chan struct{}) bool {
-	deadline := time.NewTimer(c.opts.ResyncPeriod)
+	deadline := time.NewTimer(c.settings().resyncPeriod)
 	defer deadline.Stop()
 	for {
 		if queue.Len() == 0 && c.busy.Load() == 0 {

@@ -320,7 +320,7 @@ var _ = Describe("Controller.Run", func() {
 		Expect(value("profile_controller_profile_intent", map[string]string{"profile": "coder", "intent": "up"})).To(Equal(1.0))
 		Eventually(func() float64 { return value("profile_controller_last_resync_timestamp_seconds", nil) }).Should(BeNumerically(">", 0))
 		Expect(value("profile_controller_build_info", nil)).To(Equal(1.0))
-		Expect(value("profile_controller_config_generation", map[string]string{"generation": opts.Renderer.Generation()})).To(Equal(1.0))
+		Expect(value("profile_controller_config_generation", map[string]string{"rendering": opts.Renderer.Generation()})).To(Equal(1.0))
 	})
 
 	It("is unhealthy while a wedged worker keeps resyncs from finishing, and healthy again after", func() {

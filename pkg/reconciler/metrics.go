@@ -75,11 +75,7 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(c.opts.Version, goVersion()).Set(1)
-	config := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "profile_controller_config_generation",
-		Help: "Always 1; generation identifies the rendering configuration in use (templates, extraEnv, hermesHome, gatewayUser).",
-	}, []string{"generation"})
-	config.WithLabelValues(c.opts.Renderer.Generation()).Set(1)
+	config := &configCollector{c: c}
 	m.queue = newQueueMetrics(reg)
 	reg.MustRegister(c.roleGauges()...)
 	reg.MustRegister(m.reconciles, m.errors, m.duration, m.active, maxWorkers, m.actions, m.lastResync, build, config,
@@ -188,6 +184,22 @@ func (p *profileCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(profileDeathsDesc, prometheus.GaugeValue, float64(ks.sup.Deaths), name)
 		}
 	}
+}
+
+// configCollector exports the configuration generation in use at scrape time, so a
+// reconfiguration has nothing to update.
+type configCollector struct{ c *Controller }
+
+var configGenerationDesc = prometheus.NewDesc("profile_controller_config_generation",
+	"The configuration generation in use: 1 for the configuration the controller started with, one more for each reload applied; "+
+		"rendering identifies what the rendered slot files depend on (templates, extraEnv, hermesHome, gatewayUser).",
+	[]string{"rendering"}, nil)
+
+func (p *configCollector) Describe(ch chan<- *prometheus.Desc) { ch <- configGenerationDesc }
+
+func (p *configCollector) Collect(ch chan<- prometheus.Metric) {
+	s := p.c.settings()
+	ch <- prometheus.MustNewConstMetric(configGenerationDesc, prometheus.GaugeValue, float64(s.gen), s.renderer.Generation())
 }
 
 // phase is the key's phase as status names it, from what the last look saw.

@@ -130,7 +130,7 @@ func TestOnePath(t *testing.T) {
 			c, _ := onePathVolume(t)
 			r := c.openRoots()
 			defer r.close()
-			l, full := c.plan(r, boot, t0)
+			l, full := c.plan(r, c.settings(), boot, t0)
 			if len(full) != len(want) {
 				t.Errorf("the full pass looked at %d keys %v, want %d", len(full), l.keys, len(want))
 			}

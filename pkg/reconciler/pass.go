@@ -63,9 +63,9 @@ func (c *Controller) list(r *roots, skip func(name string) bool) listing {
 		names, err := r.vol.Names()
 		l.listed, l.listErr = err == nil, err
 		if err == nil {
-			now := c.opts.Now()
-			c.guard.observeIdentity(r.vol.Identity(), now, c.opts.Rules.SettlePeriod)
-			c.guard.observeListing(len(names), now, c.opts.Rules.SettlePeriod)
+			now, settle := c.opts.Now(), c.settings().rules.SettlePeriod
+			c.guard.observeIdentity(r.vol.Identity(), now, settle)
+			c.guard.observeListing(len(names), now, settle)
 		}
 		for _, n := range names {
 			if skip == nil || !skip(n) {
@@ -106,11 +106,11 @@ type planned struct {
 }
 
 // plan looks at every key of a full pass and plans each one, exactly as ReconcileKey would.
-func (c *Controller) plan(r *roots, boot bool, now time.Time) (listing, []planned) {
+func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (listing, []planned) {
 	l := c.list(r, nil)
 	out := make([]planned, 0, len(l.keys))
 	for _, k := range l.keys {
-		lk, d := c.look(r, k, boot, now)
+		lk, d := c.lookWith(r, s, k, boot, now)
 		if boot && lk.Profile != nil {
 			d.Actions = append([]Action{{Kind: CleanStale, Profile: k}}, d.Actions...)
 		}
@@ -128,7 +128,7 @@ func (c *Controller) Plan(boot bool) ([]Action, error) {
 	if r.scan == nil {
 		return nil, r.scanErr
 	}
-	_, ps := c.plan(r, boot, c.opts.Now())
+	_, ps := c.plan(r, c.settings(), boot, c.opts.Now())
 	var out []Action
 	for _, p := range ps {
 		out = append(out, p.Actions...)
@@ -152,7 +152,8 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	if r.scan == nil {
 		return Report{Err: r.scanErr}
 	}
-	l, ps := c.plan(r, boot, now)
+	s := c.settings()
+	l, ps := c.plan(r, s, boot, now)
 	rep := Report{Foreign: l.foreign}
 	var actions []Action
 	for _, p := range ps {
@@ -185,7 +186,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		if !ok {
 			return Report{Err: ErrStandby} // the lease was lost during the look
 		}
-		res = c.exec.Apply(ctx, actions)
+		res = s.exec.Apply(ctx, actions)
 		release()
 		c.metrics.applied(actions, res)
 		for _, p := range ps {
@@ -259,7 +260,7 @@ func (c *Controller) finishTerminating(ctx context.Context, tok uint64, r *roots
 				res.Errors[k] = ErrStandby
 				continue
 			}
-			kr := c.exec.Apply(ctx, d.Actions)
+			kr := lk.set.exec.Apply(ctx, d.Actions)
 			release()
 			c.metrics.applied(d.Actions, kr)
 			c.commit(c.keyLogs.of(k).V(1), lk, d, kr, c.opts.Now())

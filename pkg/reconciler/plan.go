@@ -72,6 +72,9 @@ type Input struct {
 	// HoldFor is how long at least.
 	HoldUnregister string
 	HoldFor        time.Duration
+	// Skeleton, when set, is the gateway user whose supervise skeleton an existing slot is not
+	// known to have (gatewayUser newly set or changed): the slot's update gives it one.
+	Skeleton *s6.Owner
 	// ContainerBoot is when this container booted (zero: unknown). A boot pass does not stop a
 	// gateway that is up and wanted up since then when only the boot column says down (its own
 	// "starting", no or an unusable state file): it was started in this container, by an earlier
@@ -132,8 +135,8 @@ func PlanProfile(in Input, r Rules) Decision {
 		d.Pending = "Blocked: " + slot.Err.Error()
 		return d
 	}
-	if drifted := driftedFiles(in.Files, slot); len(drifted) > 0 {
-		d.Actions = append(d.Actions, Action{Kind: Update, Profile: p.Name, Slot: slot.Name, Files: drifted})
+	if drifted := driftedFiles(in.Files, slot); len(drifted) > 0 || in.Skeleton != nil {
+		d.Actions = append(d.Actions, Action{Kind: Update, Profile: p.Name, Slot: slot.Name, Files: drifted, Owner: in.Skeleton})
 	}
 	sup := slot.Supervision
 	if !in.Boot {

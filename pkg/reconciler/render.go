@@ -121,6 +121,9 @@ var FuncMap = template.FuncMap{"shquote": ShellQuote, "shword": ShellWord}
 // NewRenderer parses the templates (defaults where empty) and validates the extra env keys.
 func NewRenderer(t Templates, env map[string]string, hermesHome, user string) (*Renderer, error) {
 	r := &Renderer{home: hermesHome, user: user}
+	// The generation hashes the sources in use, defaults included, so that a build with other
+	// default templates never trusts files known to match the old ones.
+	h := sha256.New()
 	for _, x := range []struct {
 		name, src, def string
 		dst            **template.Template
@@ -133,6 +136,7 @@ func NewRenderer(t Templates, env map[string]string, hermesHome, user string) (*
 		if src == "" {
 			src = x.def
 		}
+		fmt.Fprintf(h, "%d:%s", len(src), src)
 		tpl, err := template.New(x.name).Funcs(FuncMap).Option("missingkey=error").Parse(src)
 		if err != nil {
 			return nil, fmt.Errorf("templates.%s: %w", x.name, err)
@@ -146,8 +150,7 @@ func NewRenderer(t Templates, env map[string]string, hermesHome, user string) (*
 		r.env = append(r.env, EnvVar{k, v})
 	}
 	sort.Slice(r.env, func(i, j int) bool { return r.env[i].Key < r.env[j].Key })
-	h := sha256.New()
-	for _, part := range []string{t.Run, t.Finish, t.LogRun, hermesHome, user} {
+	for _, part := range []string{hermesHome, user} {
 		fmt.Fprintf(h, "%d:%s", len(part), part)
 	}
 	for _, e := range r.env {

@@ -64,10 +64,10 @@ func (c *Controller) markSlot(name string, ks *keyState) slotMark {
 
 // reusableSlot returns ks's verified slot when no watch event has touched it since its read
 // (nil: read it).
-func (c *Controller) reusableSlot(ks *keyState) *observed.Slot {
+func (c *Controller) reusableSlot(ks *keyState, s *settings) *observed.Slot {
 	v := ks.verified
 	if v == nil || ks.watch == nil || c.watcher.Load() == nil || v.reuses >= maxSlotReuses ||
-		ks.watch.events.Load() != v.events || c.watchEpoch.Load() != v.epoch || v.gen != c.opts.Renderer.Generation() {
+		ks.watch.events.Load() != v.events || c.watchEpoch.Load() != v.epoch || v.gen != s.renderer.Generation() {
 		return nil
 	}
 	return v.slot

@@ -106,6 +106,9 @@ type keyState struct {
 	// fresh `reconcile --once` need not read and render a slot that has not changed.
 	Files map[string]safefs.FileID `json:",omitempty"`
 	Gen   string                   `json:",omitempty"`
+	// SkeletonGID is the group the slot's supervise skeleton was made for by this controller
+	// (nil: none known), so that a newly set or changed gatewayUser reaches existing slots once.
+	SkeletonGID *int `json:",omitempty"`
 	// pending is the correction the planner last said waits ("" when none); problem the last
 	// problem or warning reported for the key.
 	pending, problem string
@@ -127,6 +130,8 @@ type look struct {
 	problem *desired.Problem
 	// warning is a state-file warning (the profile is still served).
 	warning string
+	// set is the configuration generation the look was made under; its apply and commit use it.
+	set *settings
 	// mark is what a full read of the slot may be verified with; reused says the slot was not
 	// read but reused from an earlier watch-verified read.
 	mark   slotMark
@@ -136,12 +141,12 @@ type look struct {
 // snapshot reads one key's full desired and observed state through r into the planner's input.
 // The full pass and the per-key reconcile both build their input here, and only here. ks holds
 // what proves parts of the state unchanged (nil: read everything).
-func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, now time.Time) look {
+func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, boot bool, now time.Time) look {
 	in := Input{Name: name, Boot: boot, Now: now}
 	if boot {
 		in.ContainerBoot = c.containerBoot()
 	}
-	var lk look
+	lk := look{set: s}
 	if ks != nil {
 		in.Memory = ks.Memory
 	}
@@ -195,7 +200,7 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 	var slot *observed.Slot
 	var serr error
 	if ks != nil {
-		slot = c.reusableSlot(ks)
+		slot = c.reusableSlot(ks, s)
 	}
 	if slot != nil {
 		lk.reused = true // no watch event since a full read that matched: nothing to read
@@ -207,7 +212,7 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 		var known *observed.Known
 		if ks != nil && (ks.Files != nil || ks.sup != nil) {
 			known = &observed.Known{Supervision: ks.sup}
-			if ks.Gen == c.opts.Renderer.Generation() {
+			if ks.Gen == s.renderer.Generation() {
 				known.Files = ks.Files
 			}
 		}
@@ -220,7 +225,7 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 
 	// Render only when something must be compared or created.
 	if in.Profile != nil && (slot == nil || len(slot.Same) < len(observed.ManagedFiles)) {
-		files, err := c.opts.Renderer.Render(*in.Profile)
+		files, err := s.renderer.Render(*in.Profile)
 		if err != nil {
 			in.Problem = fmt.Errorf("render %s: %w", in.Profile.Slot(), err)
 			lk.problem = &desired.Problem{Name: name, Path: in.Profile.Dir, Err: in.Problem}
@@ -231,22 +236,42 @@ func (c *Controller) snapshot(r *roots, name string, ks *keyState, boot bool, no
 	}
 	if in.Profile != nil {
 		lk.warning = in.Profile.Warning
+		if slot != nil {
+			in.Skeleton = skeletonWanted(s.owner, ks)
+		}
 	}
 	if in.slotUnwanted() && r.shared {
 		// About to unregister on roots that may be a resync period old (profiles/ swapped
 		// since?): decide on freshly opened ones.
 		fresh := c.openRoots()
 		defer fresh.close()
-		return c.snapshot(fresh, name, ks, boot, now)
+		return c.snapshot(fresh, s, name, ks, boot, now)
 	}
 	if in.slotUnwanted() && r.vol != nil {
 		// About to unregister: only now is the volume's identity worth two fstat calls.
-		c.guard.observeIdentity(r.vol.Identity(), now, c.opts.Rules.SettlePeriod)
+		c.guard.observeIdentity(r.vol.Identity(), now, s.rules.SettlePeriod)
 		in.HoldUnregister, in.HoldFor = c.guard.held(now)
 	}
 	lk.gone = in.Profile == nil && slot == nil && serr == nil && !in.Staging
 	lk.Input = in
 	return lk
+}
+
+// skeletonWanted is the owner an existing slot's supervise skeleton must be (re)made for: the
+// gateway user when the slot is not known to have its skeleton, group 0 (root) when the user
+// was unset after a skeleton was made for it; nil when nothing is to be done.
+func skeletonWanted(owner *s6.Owner, ks *keyState) *s6.Owner {
+	var have *int
+	if ks != nil {
+		have = ks.SkeletonGID
+	}
+	switch {
+	case owner != nil && (have == nil || *have != owner.GID):
+		return owner
+	case owner == nil && have != nil && *have != 0:
+		return &s6.Owner{UID: 0, GID: 0}
+	}
+	return nil
 }
 
 // entryPath is the path of a key's entry on the volume, for problem reports.
@@ -279,6 +304,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.sup, ks.Files, ks.Gen = nil, nil, ""
 	slot := lk.Slot
 	if slot == nil {
+		ks.SkeletonGID = nil // no slot, no skeleton (a create records its own in commit)
 		return
 	}
 	if slot.Err == nil {
@@ -306,7 +332,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 			files[name] = id
 		}
 	}
-	ks.Files, ks.Gen = files, c.opts.Renderer.Generation()
+	ks.Files, ks.Gen = files, lk.set.renderer.Generation()
 	ks.verified = verify(ks, lk, d)
 }
 

@@ -71,6 +71,9 @@ type StatusReport struct {
 	Staging  []string        `json:"staging"`
 	// Lease is the role the running controller recorded (nil: lease off, or no controller runs).
 	Lease *LeaseStatus `json:"lease,omitempty"`
+	// Config is the configuration generation the running controller uses (nil when no `run`
+	// publishes one in the runtime dir).
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // Status reads full state and reports desired versus observed per profile, with the actions a
@@ -84,7 +87,7 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 	if r.scan == nil {
 		return StatusReport{}, r.scanErr
 	}
-	l, ps := c.plan(r, c.BootPending(), now)
+	l, ps := c.plan(r, c.settings(), c.BootPending(), now)
 
 	ports := map[int][]string{}
 	for _, p := range ps {
@@ -92,7 +95,7 @@ func (c *Controller) Status(ctx context.Context) (StatusReport, error) {
 			ports[p.Profile.Port] = append(ports[p.Profile.Port], p.Name)
 		}
 	}
-	rep := StatusReport{Problems: []ProblemStatus{}, Foreign: []ProblemStatus{}, Staging: []string{}}
+	rep := StatusReport{Problems: []ProblemStatus{}, Foreign: []ProblemStatus{}, Staging: []string{}, Config: c.readConfigState()}
 	for _, p := range ps {
 		if p.Staging {
 			rep.Staging = append(rep.Staging, "."+desired.SlotPrefix+p.Name+".tmp")
@@ -250,5 +253,5 @@ func (c *Controller) fillForensics(ps *ProfileStatus, f desired.Forensics, now t
 		return // never written: the check is off
 	}
 	ps.Heartbeat = f.HeartbeatAt.UTC().Format(time.RFC3339)
-	ps.Stale = ps.Up && now.Sub(f.HeartbeatAt) > c.opts.HeartbeatTimeout
+	ps.Stale = ps.Up && now.Sub(f.HeartbeatAt) > c.settings().heartbeatTimeout
 }

@@ -56,7 +56,7 @@ func (c *Controller) takeDownSlots(ctx context.Context) {
 			left++
 			in := Input{Name: key, Now: now, Slot: slot, Memory: mem[key]}
 			d := Decision{Memory: in.Memory}
-			planUnregister(&d, in, c.opts.Rules)
+			planUnregister(&d, in, c.settings().rules)
 			for _, a := range d.Actions {
 				d.Memory = d.Memory.applied(a)
 				if a.Kind == Unregister {
@@ -68,7 +68,7 @@ func (c *Controller) takeDownSlots(ctx context.Context) {
 		}
 		scan.Close()
 		if len(acts) > 0 {
-			res := c.exec.Apply(ctx, acts)
+			res := c.settings().exec.Apply(ctx, acts)
 			c.metrics.applied(acts, res)
 			if err := res.Err(); err != nil {
 				log.Error(err, "Standby: taking down a slot failed; trying again")

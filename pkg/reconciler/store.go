@@ -44,6 +44,8 @@ type record struct {
 	Memory
 	Files map[string]safefs.FileID `json:",omitempty"`
 	Gen   string                   `json:",omitempty"`
+	// SkeletonGID is the group of the slot's supervise skeleton, when the controller made one.
+	SkeletonGID *int `json:",omitempty"`
 	// Events is the profile's recent history (Controller.commit).
 	Events []Event `json:",omitempty"`
 }
@@ -146,7 +148,7 @@ func (c *Controller) loadMemory() {
 		defer c.mu.Unlock()
 		for k, m := range mem {
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, Events: m.Events}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
 		}
 	})
@@ -161,7 +163,7 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y keyState) bool {
-	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || len(x.Events) != len(y.Events) ||
+	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
 	}
@@ -170,3 +172,5 @@ func sameDurable(x, y keyState) bool {
 		a.Crashed == b.Crashed && a.Failures == b.Failures && a.NextStart.Equal(b.NextStart) &&
 		a.TerminatingSince.Equal(b.TerminatingSince) && a.Killed == b.Killed && a.TermSent == b.TermSent
 }
+
+func sameGID(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

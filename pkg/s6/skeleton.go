@@ -94,3 +94,34 @@ func skeletonFIFO(d *safefs.Dir, name string, gid int, perm uint32) error {
 
 // renameNoReplace renames from to to inside d, failing with fs.ErrExist when to exists. Plain
 // rename(2) would silently replace an empty directory.
+
+// EnsureSkeleton gives the existing slot slotDir (and its log/, when it has one) the supervise
+// skeleton of makeSkeleton for o's group: what CreateSlot builds for a new slot, for a slot made
+// before gatewayUser was set (or for another user). It is idempotent and safe while the slot's
+// supervisors run: s6-supervise keeps its own files in supervise/ (lock, status, death_tally)
+// and its descriptors on control and event/, which only change owner group and mode; the
+// running service is not restarted. slotDir must be a "gateway-*" directory; it, log/ and every
+// skeleton entry are opened without following symlinks, and a skeleton entry of the wrong type
+// is an error and is left alone.
+func EnsureSkeleton(slotDir string, o Owner) error {
+	d, err := openSlot(slotDir)
+	if err != nil {
+		return fmt.Errorf("skeleton %s: %w", slotDir, err)
+	}
+	defer d.Close()
+	if err := makeSkeleton(d, o); err != nil {
+		return fmt.Errorf("skeleton %s: %w", slotDir, err)
+	}
+	logDir, err := d.OpenDir("log")
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil
+	case err != nil:
+		return fmt.Errorf("skeleton %s/log: %w", slotDir, err)
+	}
+	defer logDir.Close()
+	if err := makeSkeleton(logDir, o); err != nil {
+		return fmt.Errorf("skeleton %s/log: %w", slotDir, err)
+	}
+	return nil
+}

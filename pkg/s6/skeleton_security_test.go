@@ -206,6 +206,30 @@ var _ = Describe("The supervise skeleton (security)", Ordered, func() {
 		expectModel(dir)
 	})
 
+	It("gives a running slot made without it the same skeleton in place (EnsureSkeleton), idempotently, restarting nothing", func(ctx SpecContext) {
+		dir := publish(ctx, "gateway-late", nil)
+		pid := read(Default, dir).Status.PID
+		out, rc := asUser(memberID, "s6-svstat", dir)
+		Expect(rc).NotTo(Equal(0), "the group drives a slot without the skeleton: %s", out)
+		for range 2 {
+			Expect(s6.EnsureSkeleton(dir, s6.Owner{UID: memberID, GID: memberID})).To(Succeed())
+			expectModel(dir)
+			expectModel(filepath.Join(dir, "log"))
+		}
+		out, rc = asUser(memberID, "s6-svstat", dir)
+		Expect(rc).To(Equal(0), out)
+		Expect(out).To(HavePrefix("up "))
+		Expect(read(Default, dir).Status.PID).To(Equal(pid), "the skeleton restarted the service")
+
+		By("a symlink where the skeleton goes is refused and left alone")
+		evil := publish(ctx, "gateway-evil", nil)
+		Expect(os.RemoveAll(filepath.Join(evil, "event"))).To(Succeed())
+		Expect(os.Symlink(root, filepath.Join(evil, "event"))).To(Succeed())
+		before := lstatEntry(root)
+		Expect(s6.EnsureSkeleton(evil, s6.Owner{UID: memberID, GID: memberID})).To(MatchError(ContainSubstring("event")))
+		Expect(lstatEntry(root)).To(Equal(before))
+	})
+
 	It("gives a user outside the group, and the group on a slot without the skeleton, nothing", func(ctx SpecContext) {
 		dir := publish(ctx, "gateway-closed", &s6.Owner{UID: memberID, GID: memberID})
 		plain := publish(ctx, "gateway-plain", nil) // s6's default: supervise/ root 0700
