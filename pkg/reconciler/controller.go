@@ -54,6 +54,10 @@ type Options struct {
 	HeartbeatTimeout time.Duration
 	// Version is the build's version, for profile_controller_build_info.
 	Version string
+	// Topology says which gateway serves which profile (default PerProfile); Fallback is what
+	// Multiplex does for a folded profile the root does not serve (default FallbackNone).
+	Topology Topology
+	Fallback Fallback
 	// OnReady, when set, is called once by Run when the boot pass (if any) is done and the loop
 	// is watching: the moment to tell a supervisor the controller is ready (s6 notification-fd).
 	OnReady func()
@@ -82,6 +86,12 @@ func (o *Options) defaults() {
 	if o.HeartbeatTimeout <= 0 {
 		o.HeartbeatTimeout = 120 * time.Second
 	}
+	if o.Topology == "" {
+		o.Topology = PerProfile
+	}
+	if o.Fallback == "" {
+		o.Fallback = FallbackNone
+	}
 }
 
 // Controller reconciles profiles into s6 slots.
@@ -98,8 +108,10 @@ type Controller struct {
 	guard    *volumeGuard
 	health   health
 	rootsMu  sync.Mutex
-	shared   *roots       // the loop's roots of the current resync (nil outside Run)
-	busy     atomic.Int32 // workers in a reconcile
+	shared   *roots           // the loop's roots of the current resync (nil outside Run)
+	busy     atomic.Int32     // workers in a reconcile
+	topo     *topo            // Multiplex bookkeeping (topology.go)
+	enqueue  func(key string) // the loop's queue (nil outside Run)
 
 	lockMu   sync.Mutex
 	lockFile *os.File // the runtime dir's lock, held from Lock until its release
@@ -130,6 +142,7 @@ func New(opts Options) *Controller {
 		reported: map[string]string{},
 		store:    newStore(opts.RuntimeDir),
 		guard:    newVolumeGuard(),
+		topo:     newTopo(),
 	}
 	c.metrics = c.registerMetrics(opts.Metrics)
 	c.health.lastResync.Store(time.Now().UnixNano())
@@ -167,6 +180,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 		if had {
 			c.store.forget(name)
 		}
+		c.topo.setNotServed(name, false)
 		return
 	}
 	c.mu.Lock()
@@ -203,6 +217,11 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 			ks.addEvent(log, Event{Time: now, Type: typ, Reason: reason, Message: msg})
 		}
 		log.V(1).Info("Correction pending", "pending", d.Pending)
+	}
+	if d.NotServed != before.notServed {
+		ks.notServed = d.NotServed
+		c.topo.setNotServed(name, d.NotServed)
+		ks.addEvent(log, notServedEvent(lk, d.NotServed, now))
 	}
 	if problem := lookProblem(lk); problem != before.problem {
 		ks.problem = problem
@@ -254,9 +273,16 @@ func appendEvent(evs []Event, ev Event) []Event {
 // look reads and plans one key: the one planning path shared by the full pass, the per-key
 // reconcile and status.
 func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look, Decision) {
+	lk := c.peek(r, name, boot, now)
+	return lk, PlanProfile(lk.Input, c.opts.Rules)
+}
+
+// peek is look without the planning: the snapshot with the topology applied.
+func (c *Controller) peek(r *roots, name string, boot bool, now time.Time) look {
 	ks := c.state(name)
 	lk := c.snapshot(r, name, &ks, boot, now)
-	return lk, PlanProfile(lk.Input, c.opts.Rules)
+	c.foldLook(r, &lk, &ks)
+	return lk
 }
 
 // ReconcileKey reconciles one profile key from its full desired and observed state. It
@@ -299,6 +325,7 @@ func (c *Controller) reportLook(log logr.Logger, lk look) {
 		warn = errors.New(lk.warning)
 	}
 	c.reportWarning(log, lk.Name, warn)
+	c.reportConfigWarning(log, lk)
 	var held error
 	if lk.HoldUnregister != "" {
 		held = errors.New(lk.HoldUnregister)

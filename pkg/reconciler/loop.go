@@ -63,6 +63,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: controllerName, MetricsProvider: c.metrics.queueProvider()},
 	)
+	c.enqueue = queue.Add // the topology's wake-ups (topology.go); set before any worker runs
 	kick := make(chan struct{}, 1)
 	resync := make(chan struct{}, 1)
 	requestResync := func() {
@@ -405,7 +406,8 @@ func (w *watcher) run(ctx context.Context) {
 					w.addProfile(base, w)
 				}
 			case filepath.Dir(dir) == profiles:
-				if base == desired.StateFileName || base == desired.SoulFileName {
+				if base == desired.StateFileName || base == desired.SoulFileName ||
+					(base == desired.ConfigFileName && w.c.opts.Topology == Multiplex) {
 					w.addProfile(filepath.Base(dir), w)
 				}
 			case dir == scandir:

@@ -111,6 +111,10 @@ type keyState struct {
 	pending, problem string
 	// Events is the key's recent history, newest last (at most maxEvents).
 	Events []Event `json:",omitempty"`
+	// gwConfig is the last read of the profile's config.yaml (Multiplex only); notServed the
+	// last NotServed decision.
+	gwConfig  desired.GatewayConfig
+	notServed bool
 }
 
 // look is one key's snapshot: the planner's input, plus what the caller reports.
@@ -123,6 +127,8 @@ type look struct {
 	problem *desired.Problem
 	// warning is a state-file warning (the profile is still served).
 	warning string
+	// gwConfig is the profile's config.yaml as read under Multiplex (zero otherwise).
+	gwConfig desired.GatewayConfig
 }
 
 // snapshot reads one key's full desired and observed state through r into the planner's input.
@@ -248,6 +254,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.Memory = d.Memory
 	ks.pending = d.Pending
 	ks.profile = lk.Profile
+	ks.gwConfig = lk.gwConfig
 	ks.sup, ks.Files, ks.Gen = nil, nil, ""
 	slot := lk.Slot
 	if slot == nil {

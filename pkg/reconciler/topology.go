@@ -1,0 +1,369 @@
+package reconciler
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hermes/profile-controller/pkg/desired"
+)
+
+// Topology says which gateway serves which profile.
+type Topology string
+
+const (
+	// PerProfile (the default): every profile's slot follows its own intent.
+	PerProfile Topology = "perProfile"
+	// Multiplex: the root gateway (gateway-default) serves every folded profile; a named
+	// profile is folded unless its config.yaml says gateway: {standalone: true}.
+	Multiplex Topology = "multiplex"
+)
+
+// Fallback is what the controller does for a folded profile the root gateway does not serve.
+type Fallback string
+
+const (
+	// FallbackNone (the default) only reports NotServed.
+	FallbackNone Fallback = "none"
+	// FallbackOwnSlot starts the profile's own slot while it is NotServed.
+	FallbackOwnSlot Fallback = "ownSlot"
+)
+
+// Fold is the topology part of a key's Input. Under PerProfile it is the zero value.
+type Fold struct {
+	// Folded is set for a named profile the root gateway serves (multiplex, not standalone):
+	// its own slot is kept down, unless it is NotServed and Fallback is set.
+	Folded bool
+	// Standalone is set for a named profile that keeps its own gateway under multiplex.
+	Standalone bool
+	// Folds, for the root under multiplex, sums up the folded profiles' intents (nil otherwise).
+	Folds *FoldSummary
+	// RootUpSince is when the root's gateway came up (zero: it is not up); Served reports
+	// that the root's served_profiles lists this profile. Both matter to a folded profile only.
+	RootUpSince time.Time
+	Served      bool
+	// Fallback: a NotServed profile gets its own slot started (multiplex.fallback: ownSlot).
+	Fallback bool
+}
+
+// FoldSummary is what the root's effective intent needs from the folded profiles.
+type FoldSummary struct {
+	// Up, NotDown and BootUp count the folded profiles whose runtime intent is Up, whose
+	// runtime intent is not Down, and whose boot intent is Up.
+	Up, NotDown, BootUp int
+	// Since is the state-file mtime of the latest change of a folded profile's intent.
+	Since time.Time
+}
+
+// same reports whether two summaries give the root the same effective intent and timing.
+func (s FoldSummary) same(o FoldSummary) bool {
+	return (s.Up > 0) == (o.Up > 0) && (s.NotDown > 0) == (o.NotDown > 0) && (s.BootUp > 0) == (o.BootUp > 0)
+}
+
+// rootIntent combines the root's own intent with the folded ones: Up when its own or any folded
+// intent is Up; Down only when its own and every folded intent are Down; otherwise Hold.
+func rootIntent(own desired.Intent, up, notDown int) desired.Intent {
+	switch {
+	case own == desired.Up || up > 0:
+		return desired.Up
+	case own == desired.Down && notDown == 0:
+		return desired.Down
+	}
+	return desired.Hold
+}
+
+// foldProfile applies the topology to a key's input: the root's intents become the effective
+// ones, a folded profile's become Down (unless it falls back to its own slot). It reports
+// whether the profile is NotServed, and when to look again for that to be decided. Pure.
+func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Duration) {
+	p := in.Profile
+	if p == nil {
+		return in, false, 0
+	}
+	q := *p
+	switch {
+	case in.Folds != nil:
+		s := in.Folds
+		q.Intent = rootIntent(p.Intent, s.Up, s.NotDown)
+		q.BootIntent = desired.Down
+		if p.BootIntent == desired.Up || s.BootUp > 0 {
+			q.BootIntent = desired.Up
+		}
+		if s.Since.After(q.StateModTime) && q.Intent != p.Intent {
+			q.StateModTime = s.Since // the intent came from a folded profile, written then
+		}
+	case in.Folded:
+		if !in.Boot && p.Intent == desired.Up && !in.RootUpSince.IsZero() && !in.Served {
+			if wait := in.RootUpSince.Add(r.SettlePeriod).Sub(in.Now); wait > 0 {
+				recheck = min(wait, r.SettlePeriod)
+			} else {
+				notServed = true
+			}
+		}
+		if !notServed || !in.Fallback {
+			q.Intent, q.BootIntent = desired.Down, desired.Down
+		}
+	default:
+		return in, false, 0
+	}
+	in.Profile = &q
+	return in, notServed, recheck
+}
+
+// foldedIntoRoot is the boot log's folded_into_root: a named profile served by the root whose
+// intent (boot column) is Up. The root's own line, standalone profiles and the perProfile
+// topology say False.
+func foldedIntoRoot(in Input) bool {
+	return in.Folded && in.Profile != nil && in.Profile.BootIntent == desired.Up
+}
+
+// fold is one key's contribution to the root's effective intent.
+type fold struct {
+	folded bool
+	intent desired.Intent
+	bootUp bool
+}
+
+// topo is the controller's topology bookkeeping under Multiplex: each key's folded contribution
+// with running counts (so the root's effective intent costs O(1) per key update, never a scan),
+// and what the root's gateway serves and since when it is up (so that a change there wakes only
+// the profiles whose NotServed may flip).
+type topo struct {
+	mu      sync.Mutex
+	folds   map[string]fold
+	sum     FoldSummary
+	foldUp  map[string]bool // keys whose folded runtime intent is Up
+	notServ map[string]bool // keys last planned NotServed
+	// The root, as last looked at.
+	rootUpSince time.Time
+	servedList  []string
+	served      map[string]bool
+}
+
+func newTopo() *topo {
+	return &topo{folds: map[string]fold{}, foldUp: map[string]bool{}, notServ: map[string]bool{}, served: map[string]bool{}}
+}
+
+// note records key's contribution (the zero fold: none) and reports whether the root's
+// effective intent may change because of it. O(1).
+func (t *topo) note(key string, f fold, mtime time.Time) (rootChanged bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.folds[key]
+	if old == f {
+		return false
+	}
+	before := t.sum
+	t.add(old, -1)
+	t.add(f, 1)
+	if f.folded && mtime.After(t.sum.Since) {
+		t.sum.Since = mtime
+	}
+	if f == (fold{}) {
+		delete(t.folds, key)
+	} else {
+		t.folds[key] = f
+	}
+	if f.folded && f.intent == desired.Up {
+		t.foldUp[key] = true
+	} else {
+		delete(t.foldUp, key)
+	}
+	return !before.same(t.sum)
+}
+
+func (t *topo) add(f fold, n int) {
+	if !f.folded {
+		return
+	}
+	if f.intent == desired.Up {
+		t.sum.Up += n
+	}
+	if f.intent != desired.Down {
+		t.sum.NotDown += n
+	}
+	if f.bootUp {
+		t.sum.BootUp += n
+	}
+}
+
+// summary is the folded profiles' summary for the root's input.
+func (t *topo) summary() *FoldSummary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sum
+	return &s
+}
+
+// root records the root's up-since and served list and returns the keys whose NotServed may
+// flip because of a change: on a change of up-ness, the folded-Up keys it does not serve (now
+// up) or the NotServed ones (now down); on a change of the list, the folded-Up keys that entered
+// or left it. Unchanged (the common case, the very same slice reused from the cache): nothing.
+func (t *topo) root(upSince time.Time, served []string) (wake []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(served) != len(t.servedList) || (len(served) > 0 && &served[0] != &t.servedList[0]) {
+		next := make(map[string]bool, len(served))
+		for _, s := range served {
+			next[s] = true
+		}
+		if !equalSets(next, t.served) {
+			for k := range t.foldUp {
+				if next[k] != t.served[k] {
+					wake = append(wake, k)
+				}
+			}
+		}
+		t.servedList, t.served = served, next
+	}
+	if !upSince.Equal(t.rootUpSince) {
+		t.rootUpSince = upSince
+		if upSince.IsZero() {
+			for k := range t.notServ {
+				wake = append(wake, k)
+			}
+		} else {
+			for k := range t.foldUp {
+				if !t.served[k] {
+					wake = append(wake, k)
+				}
+			}
+		}
+	}
+	return wake
+}
+
+func equalSets(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// rootView is what a folded profile's input needs of the root: when it came up, and whether
+// it lists name.
+func (t *topo) rootView(name string) (upSince time.Time, served bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rootUpSince, t.served[name]
+}
+
+// setNotServed records key's last NotServed decision. O(1).
+func (t *topo) setNotServed(key string, on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if on {
+		t.notServ[key] = true
+	} else {
+		delete(t.notServ, key)
+	}
+}
+
+// foldLook adds the topology to a key's look under Multiplex (nothing under PerProfile: no
+// config.yaml is read and nothing is counted). A named profile's config.yaml is read (reusing
+// the last read while its FileID is stable), its contribution to the root's effective intent
+// recorded, and the root enqueued when that may change; the root's look records what it serves
+// and since when it is up, and enqueues the profiles whose NotServed may flip. It costs O(1) per
+// key, except when the root's served list changes.
+func (c *Controller) foldLook(r *roots, lk *look, ks *keyState) {
+	if c.opts.Topology != Multiplex {
+		return
+	}
+	var wake []string
+	if lk.Name == desired.DefaultProfile {
+		var upSince time.Time
+		if s := lk.Slot; s != nil && s.Err == nil && s.Supervision.HasStatus && s.Supervision.Status.Up() {
+			upSince = s.Supervision.Status.Stamp
+		}
+		var served []string
+		if lk.Profile != nil {
+			served = lk.Profile.Served
+		}
+		wake = c.topo.root(upSince, served)
+		lk.Folds = c.topo.summary()
+	} else {
+		var f fold
+		var mtime time.Time
+		if p := lk.Profile; p != nil && r.vol != nil {
+			lk.gwConfig = r.vol.GatewayConfig(lk.Name, ks.gwConfig, lk.Now)
+			lk.Standalone = lk.gwConfig.Standalone
+			lk.Folded = !lk.Standalone
+			if lk.Folded {
+				f = fold{folded: true, intent: p.Intent, bootUp: p.BootIntent == desired.Up}
+				mtime = notAfter(p.StateModTime, lk.Now)
+				lk.RootUpSince, lk.Served = c.topo.rootView(lk.Name)
+				lk.Fallback = c.opts.Fallback == FallbackOwnSlot
+			}
+		}
+		if c.topo.note(lk.Name, f, mtime) {
+			wake = append(wake, desired.DefaultProfile)
+		}
+	}
+	if c.enqueue != nil {
+		for _, k := range wake {
+			c.enqueue(k)
+		}
+	}
+}
+
+// reportConfigWarning logs a config.yaml warning once when it appears or changes, and once
+// when it clears.
+func (c *Controller) reportConfigWarning(log logr.Logger, lk look) {
+	var err error
+	if w := lk.gwConfig.Warning; w != "" {
+		err = errors.New(w)
+	}
+	if msg, prev, changed := c.noteReported("warning/config/"+lk.Name, err); changed {
+		if msg != "" {
+			log.Info("Gateway config warning", "warning", msg)
+		} else {
+			log.Info("Gateway config warning cleared", "was", prev)
+		}
+	}
+}
+
+// notServedEvent is the event of a key's NotServed starting (on) or ending.
+func notServedEvent(lk look, on bool, now time.Time) Event {
+	root := desired.SlotPrefix + desired.DefaultProfile
+	if on {
+		msg := root + " has been up since " + lk.RootUpSince.UTC().Format(time.RFC3339) + " and its " +
+			desired.StateFileName + " served_profiles does not list " + lk.Name
+		if lk.Fallback {
+			msg += "; starting its own slot (multiplex.fallback: ownSlot)"
+		}
+		return Event{Time: now, Type: "Warning", Reason: "NotServed", Message: msg}
+	}
+	why := "its intent is no longer up"
+	switch {
+	case lk.Profile == nil:
+		why = "the profile is gone"
+	case !lk.Folded:
+		why = "it is no longer folded into the root"
+	case lk.Served:
+		why = root + " lists it in served_profiles"
+		if lk.Fallback {
+			why += "; its own slot is folded back"
+		}
+	case lk.RootUpSince.IsZero():
+		why = root + " is not up"
+	}
+	return Event{Time: now, Type: "Normal", Reason: "Served", Message: "no longer NotServed: " + why}
+}
+
+// servedBy is the slot whose gateway serves a profile ("" without a profile).
+func servedBy(in Input, d Decision) string {
+	if in.Profile == nil {
+		return ""
+	}
+	if in.Folded && !(d.NotServed && in.Fallback) {
+		return desired.SlotPrefix + desired.DefaultProfile
+	}
+	return in.Profile.Slot()
+}
