@@ -252,7 +252,11 @@ func writeDescription(w io.Writer, desc description, now time.Time) error {
 		field("Served by", servedByText(ps))
 	}
 	field("Port", portText(ps.Port)+portNote(ps))
-	field("Intent", ps.Intent+" (boot pass: "+ps.BootIntent+")")
+	intent := ps.Intent + " (boot pass: " + ps.BootIntent + ")"
+	if ps.EffectiveIntent != "" {
+		intent += "; effective " + ps.EffectiveIntent + " with the profiles folded into it (topology multiplex)"
+	}
+	field("Intent", intent)
 	field("Prior state", ps.PriorState)
 	field("State file", fmt.Sprintf("desired_state=%s gateway_state=%s", orDash(ps.DesiredState), orDash(ps.GatewayState)))
 	field("Phase", ps.Phase)

@@ -57,6 +57,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil // stopped during the boot pass: it is not recorded, the next start redoes it
 		}
+	} else {
+		c.prime()
 	}
 
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(

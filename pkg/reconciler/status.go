@@ -56,9 +56,12 @@ type ProfileStatus struct {
 	// profile folded into the root (topology multiplex); "" without a valid profile. Folded is
 	// set for such a profile; NotServed when the root has been up for the settle period without
 	// listing it in served_profiles (with multiplex.fallback ownSlot, ServedBy is then its own slot).
-	ServedBy  string `json:"servedBy,omitempty"`
-	Folded    bool   `json:"folded,omitempty"`
-	NotServed bool   `json:"notServed,omitempty"`
+	// EffectiveIntent is the root's intent with the folded profiles' counted in, when it
+	// differs from its own (topology multiplex).
+	EffectiveIntent string `json:"effectiveIntent,omitempty"`
+	ServedBy        string `json:"servedBy,omitempty"`
+	Folded          bool   `json:"folded,omitempty"`
+	NotServed       bool   `json:"notServed,omitempty"`
 	// Events is the profile's recent history, newest last.
 	Events []Event `json:"events,omitempty"`
 }
@@ -145,6 +148,9 @@ func profileStatus(p planned, ports map[int][]string) ProfileStatus {
 			ps.Warning = strings.TrimPrefix(ps.Warning+"; "+w, "; ")
 		}
 		ps.ServedBy, ps.Folded, ps.NotServed = servedBy(p.Input, p.Decision), p.Folded, p.NotServed
+		if p.Folds != nil && p.Decision.Intent != pr.IntentAt(p.Boot) {
+			ps.EffectiveIntent = p.Decision.Intent.String()
+		}
 		for _, other := range ports[pr.Port] {
 			if other != name {
 				ps.PortConflict = append(ps.PortConflict, other)

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -46,6 +47,10 @@ type Fold struct {
 	Served      bool
 	// Fallback: a NotServed profile gets its own slot started (multiplex.fallback: ownSlot).
 	Fallback bool
+	// WasNotServed: the last look found the profile NotServed. NotServed then lasts until the
+	// root lists it (or its intent is no longer up), whatever the root does meanwhile: a root
+	// restart does not take a fallback slot down only to start it again a settle period later.
+	WasNotServed bool
 }
 
 // FoldSummary is what the root's effective intent needs from the folded profiles.
@@ -95,7 +100,13 @@ func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Dur
 			q.StateModTime = s.Since // the intent came from a folded profile, written then
 		}
 	case in.Folded:
-		if !in.Boot && p.Intent == desired.Up && !in.RootUpSince.IsZero() && !in.Served {
+		switch {
+		case in.Boot || p.Intent != desired.Up || in.Served:
+		case in.WasNotServed:
+			notServed = true
+		case in.RootUpSince.IsZero():
+			// The root is not up (yet): its own look wakes this key once it is.
+		default:
 			if wait := in.RootUpSince.Add(r.SettlePeriod).Sub(in.Now); wait > 0 {
 				recheck = min(wait, r.SettlePeriod)
 			} else {
@@ -300,6 +311,7 @@ func (c *Controller) foldLook(r *roots, lk *look, ks *keyState) {
 				mtime = notAfter(p.StateModTime, lk.Now)
 				lk.RootUpSince, lk.Served = c.topo.rootView(lk.Name)
 				lk.Fallback = c.opts.Fallback == FallbackOwnSlot
+				lk.WasNotServed = ks.notServed
 			}
 		}
 		if c.topo.note(lk.Name, f, mtime) {
@@ -351,8 +363,6 @@ func notServedEvent(lk look, on bool, now time.Time) Event {
 		if lk.Fallback {
 			why += "; its own slot is folded back"
 		}
-	case lk.RootUpSince.IsZero():
-		why = root + " is not up"
 	}
 	return Event{Time: now, Type: "Normal", Reason: "Served", Message: "no longer NotServed: " + why}
 }
@@ -366,4 +376,40 @@ func servedBy(in Input, d Decision) string {
 		return desired.SlotPrefix + desired.DefaultProfile
 	}
 	return in.Profile.Slot()
+}
+
+// topologyCause explains, for an action's cause, what the topology made of the profile's own
+// intent ("" under PerProfile and for standalone profiles).
+func topologyCause(lk look, d Decision) string {
+	switch {
+	case lk.Profile == nil:
+		return ""
+	case lk.Folds != nil && d.Intent != lk.Profile.IntentAt(lk.Boot):
+		n := lk.Folds.Up
+		if lk.Boot {
+			n = lk.Folds.BootUp
+		}
+		return fmt.Sprintf("effective intent %s (topology multiplex: %d folded profile(s) up, %d not down)", d.Intent, n, lk.Folds.NotDown)
+	case lk.Folded && d.NotServed && lk.Fallback:
+		return "not served by " + desired.SlotPrefix + desired.DefaultProfile + ": its own slot serves it (multiplex.fallback ownSlot)"
+	case lk.Folded:
+		return "folded into " + desired.SlotPrefix + desired.DefaultProfile + " (topology multiplex): its own slot is kept down"
+	}
+	return ""
+}
+
+// prime looks at every key once, without acting, so that the root's effective intent counts
+// every folded profile before any key is reconciled on its own (a controller restarted without
+// a boot pass must not stop the root for want of the folded profiles it has not looked at yet).
+// It does nothing under PerProfile.
+func (c *Controller) prime() {
+	if c.opts.Topology != Multiplex {
+		return
+	}
+	r := c.openRoots()
+	defer r.close()
+	if r.scan == nil {
+		return
+	}
+	c.plan(r, false, c.opts.Now())
 }

@@ -177,8 +177,36 @@ func TestMultiplexPlan(t *testing.T) {
 			notServ: true, intent: desired.Up,
 		},
 		{
+			name: "fallback: the root restarted and does not list it yet: still NotServed, its own slot kept up",
+			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: t0.Add(-time.Second), Fallback: true, WasNotServed: true},
+				Memory: seen(desired.Up, desired.Up)},
+			slot: func(f []s6.File) *observed.Slot {
+				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
+			},
+			notServ: true, intent: desired.Up,
+		},
+		{
+			name: "fallback: the root is down: still NotServed, its own slot kept up",
+			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, Fallback: true, WasNotServed: true},
+				Memory: seen(desired.Up, desired.Up)},
+			slot: func(f []s6.File) *observed.Slot {
+				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
+			},
+			notServ: true, intent: desired.Up,
+		},
+		{
+			name: "was NotServed, intent now down: no longer",
+			in: Input{Profile: named(desired.Down, desired.Down), Fold: Fold{Folded: true, RootUpSince: old, Fallback: true, WasNotServed: true},
+				Memory: seen(desired.Up, desired.Up)},
+			slot: func(f []s6.File) *observed.Slot {
+				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
+			},
+			want:   []string{"stop gateway-alpha"},
+			intent: desired.Down,
+		},
+		{
 			name: "fallback: listed again, its own slot folded back",
-			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: old, Served: true, Fallback: true},
+			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: old, Served: true, Fallback: true, WasNotServed: true},
 				Memory: seen(desired.Up, desired.Up)},
 			slot: func(f []s6.File) *observed.Slot {
 				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))

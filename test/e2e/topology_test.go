@@ -202,6 +202,27 @@ var _ = Describe("topology: runtime", func() {
 		env.ExpectDown(Default, "default")
 	})
 
+	It("multiplex: a controller restarted without a boot pass keeps the root running for its folded profiles", func() {
+		env = NewEnv()
+		env.multiplexed(false)
+		env.Profile("default", map[string]any{"desired_state": "stopped"})
+		env.Profile("alpha", map[string]any{"desired_state": "running"})
+		env.StartSvscan()
+		_, stderr, code := env.CLI("reconcile", "--once", "--boot")
+		Expect(code).To(Equal(0), stderr)
+		Eventually(func(g Gomega) { env.ExpectUp(g, "default") }).WithTimeout(convergeTimeout).Should(Succeed())
+		pid := env.SupervisedPid("default")
+
+		env.StartController() // the boot marker is there: no boot pass, the loop starts at once
+		Consistently(func(g Gomega) {
+			env.ExpectControllerAlive(g)
+			env.ExpectUp(g, "default")
+			g.Expect(env.SupervisedPid("default")).To(Equal(pid))
+		}).WithTimeout(3 * time.Second).Should(Succeed())
+		Expect(env.AppliedActions("default")).To(BeEmpty())
+		env.ExpectDown(Default, "alpha")
+	})
+
 	It("multiplex: a standalone profile keeps its own gateway, and is folded into the root once its config.yaml says so no more", func() {
 		env = NewEnv()
 		env.multiplexed(false)
