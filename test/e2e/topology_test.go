@@ -4,8 +4,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -266,17 +270,35 @@ var _ = Describe("topology: served_profiles", func() {
 	var env *Env
 	AfterEach(func() { env.DumpOnFailure() })
 
+	var metricsURL string
 	start := func(ownSlot bool) {
 		env = NewEnv()
 		env.multiplexed(ownSlot)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		metricsURL = "http://" + ln.Addr().String() + "/metrics"
+		Expect(ln.Close()).To(Succeed())
+		env.SetConfig("metricsAddr", strconv.Quote(ln.Addr().String()))
 		env.rootServes("default") // the root's multiplex guard refuses alpha
 		env.Profile("default", map[string]any{"desired_state": "stopped"})
 		env.Profile("alpha", map[string]any{"desired_state": "running"})
 		env.StartConverged(func(g Gomega) { env.ExpectUp(g, "default") })
 	}
 
+	notServedMetric := func(g Gomega) string {
+		resp, err := http.Get(metricsURL)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		m := regexp.MustCompile(`(?m)^profile_controller_not_served (\S+)$`).FindStringSubmatch(string(b))
+		g.Expect(m).NotTo(BeNil(), "no profile_controller_not_served in /metrics")
+		return m[1]
+	}
+
 	It("reports NotServed once the root has been up for the settle period without listing the profile, and clears it once listed (fallback none)", func() {
 		start(false)
+		Eventually(notServedMetric).Should(Equal("0"))
 		Eventually(func(g Gomega) {
 			st := env.topoStatus(g, "alpha")
 			g.Expect(st.NotServed).To(BeTrue(), "%+v", st)
@@ -287,6 +309,7 @@ var _ = Describe("topology: served_profiles", func() {
 		Consistently(func(g Gomega) { env.ExpectDown(g, "alpha") }).WithTimeout(time.Second).Should(Succeed())
 		_, _, code := env.CLI("status")
 		Expect(code).To(Equal(3), "a NotServed profile makes status unhealthy")
+		Eventually(notServedMetric).Should(Equal("1"))
 
 		env.rootServes("default", "alpha")
 		Eventually(func(g Gomega) {
@@ -295,6 +318,7 @@ var _ = Describe("topology: served_profiles", func() {
 		}).WithTimeout(convergeTimeout).Should(Succeed())
 		env.ExpectDown(Default, "alpha")
 		env.ExpectUp(Default, "default")
+		Eventually(notServedMetric).Should(Equal("0"))
 	})
 
 	It("starts the profile's own slot while it is not served and folds it back once the root lists it (fallback ownSlot)", func() {
