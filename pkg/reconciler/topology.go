@@ -15,9 +15,9 @@ import (
 type Topology string
 
 const (
-	// PerProfile (the default): every profile's slot follows its own intent.
+	// PerProfile (the default) means every profile's slot follows its own intent.
 	PerProfile Topology = "perProfile"
-	// Multiplex: the root gateway (gateway-default) serves every folded profile; a named
+	// Multiplex means the root gateway (gateway-default) serves every folded profile; a named
 	// profile is folded unless its config.yaml says gateway: {standalone: true}.
 	Multiplex Topology = "multiplex"
 )
