@@ -180,7 +180,6 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 		if had {
 			c.store.forget(name)
 		}
-		c.topo.setNotServed(name, false)
 		return
 	}
 	c.mu.Lock()
@@ -218,9 +217,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 		}
 		log.V(1).Info("Correction pending", "pending", d.Pending)
 	}
-	if d.NotServed != before.notServed {
-		ks.notServed = d.NotServed
-		c.topo.setNotServed(name, d.NotServed)
+	if ks.NotServed != before.NotServed {
 		ks.addEvent(log, notServedEvent(lk, d.NotServed, now))
 	}
 	if problem := lookProblem(lk); problem != before.problem {

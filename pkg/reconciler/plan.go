@@ -113,7 +113,7 @@ func (in Input) slotUnwanted() bool {
 func PlanProfile(in Input, r Rules) Decision {
 	in, notServed, recheck := foldProfile(in, r)
 	d := planSlot(in, r)
-	d.NotServed = notServed
+	d.NotServed, d.Memory.NotServed = notServed, notServed
 	if recheck > 0 && (d.RequeueAfter <= 0 || recheck < d.RequeueAfter) {
 		d.RequeueAfter = recheck
 	}

@@ -111,10 +111,8 @@ type keyState struct {
 	pending, problem string
 	// Events is the key's recent history, newest last (at most maxEvents).
 	Events []Event `json:",omitempty"`
-	// gwConfig is the last read of the profile's config.yaml (Multiplex only); notServed the
-	// last NotServed decision.
-	gwConfig  desired.GatewayConfig
-	notServed bool
+	// gwConfig is the last read of the profile's config.yaml (Multiplex only).
+	gwConfig desired.GatewayConfig
 }
 
 // look is one key's snapshot: the planner's input, plus what the caller reports.

@@ -47,10 +47,6 @@ type Fold struct {
 	Served      bool
 	// Fallback: a NotServed profile gets its own slot started (multiplex.fallback: ownSlot).
 	Fallback bool
-	// WasNotServed: the last look found the profile NotServed. NotServed then lasts until the
-	// root lists it (or its intent is no longer up), whatever the root does meanwhile: a root
-	// restart does not take a fallback slot down only to start it again a settle period later.
-	WasNotServed bool
 }
 
 // FoldSummary is what the root's effective intent needs from the folded profiles.
@@ -102,7 +98,10 @@ func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Dur
 	case in.Folded:
 		switch {
 		case in.Boot || p.Intent != desired.Up || in.Served:
-		case in.WasNotServed:
+		case in.Memory.NotServed:
+			// Once decided, NotServed lasts until the root lists the profile (or its intent is no
+			// longer up), whatever the root does meanwhile: a root restart does not take a
+			// fallback slot down only to start it again a settle period later.
 			notServed = true
 		case in.RootUpSince.IsZero():
 			// The root is not up (yet): its own look wakes this key once it is.
@@ -142,11 +141,10 @@ type fold struct {
 // and what the root's gateway serves and since when it is up (so that a change there wakes only
 // the profiles whose NotServed may flip).
 type topo struct {
-	mu      sync.Mutex
-	folds   map[string]fold
-	sum     FoldSummary
-	foldUp  map[string]bool // keys whose folded runtime intent is Up
-	notServ map[string]bool // keys last planned NotServed
+	mu     sync.Mutex
+	folds  map[string]fold
+	sum    FoldSummary
+	foldUp map[string]bool // keys whose folded runtime intent is Up
 	// The root, as last looked at.
 	rootUpSince time.Time
 	servedList  []string
@@ -154,7 +152,7 @@ type topo struct {
 }
 
 func newTopo() *topo {
-	return &topo{folds: map[string]fold{}, foldUp: map[string]bool{}, notServ: map[string]bool{}, served: map[string]bool{}}
+	return &topo{folds: map[string]fold{}, foldUp: map[string]bool{}, served: map[string]bool{}}
 }
 
 // note records key's contribution (the zero fold: none) and reports whether the root's
@@ -209,9 +207,10 @@ func (t *topo) summary() *FoldSummary {
 }
 
 // root records the root's up-since and served list and returns the keys whose NotServed may
-// flip because of a change: on a change of up-ness, the folded-Up keys it does not serve (now
-// up) or the NotServed ones (now down); on a change of the list, the folded-Up keys that entered
-// or left it. Unchanged (the common case, the very same slice reused from the cache): nothing.
+// flip because of a change: when the root comes up (or restarts), the folded-Up keys it does
+// not serve; on a change of the list, the folded-Up keys that entered or left it. The root going
+// down flips nothing (a NotServed lasts until the root lists the profile). Unchanged (the
+// common case, the very same slice reused from the cache): nothing.
 func (t *topo) root(upSince time.Time, served []string) (wake []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -231,11 +230,7 @@ func (t *topo) root(upSince time.Time, served []string) (wake []string) {
 	}
 	if !upSince.Equal(t.rootUpSince) {
 		t.rootUpSince = upSince
-		if upSince.IsZero() {
-			for k := range t.notServ {
-				wake = append(wake, k)
-			}
-		} else {
+		if !upSince.IsZero() {
 			for k := range t.foldUp {
 				if !t.served[k] {
 					wake = append(wake, k)
@@ -264,17 +259,6 @@ func (t *topo) rootView(name string) (upSince time.Time, served bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.rootUpSince, t.served[name]
-}
-
-// setNotServed records key's last NotServed decision. O(1).
-func (t *topo) setNotServed(key string, on bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if on {
-		t.notServ[key] = true
-	} else {
-		delete(t.notServ, key)
-	}
 }
 
 // foldLook adds the topology to a key's look under Multiplex (nothing under PerProfile: no
@@ -311,7 +295,6 @@ func (c *Controller) foldLook(r *roots, lk *look, ks *keyState) {
 				mtime = notAfter(p.StateModTime, lk.Now)
 				lk.RootUpSince, lk.Served = c.topo.rootView(lk.Name)
 				lk.Fallback = c.opts.Fallback == FallbackOwnSlot
-				lk.WasNotServed = ks.notServed
 			}
 		}
 		if c.topo.note(lk.Name, f, mtime) {

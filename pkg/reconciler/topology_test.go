@@ -50,6 +50,7 @@ func TestMultiplexPlan(t *testing.T) {
 	seen := func(intent, accepted desired.Intent) Memory {
 		return Memory{Seen: true, Intent: intent, IntentSince: old, StateModTime: old, Accepted: accepted}
 	}
+	notServed := func(m Memory) Memory { m.NotServed = true; return m }
 	up := s6.Status{PID: 7, WantUp: true, Stamp: old}
 	upSince := func(d time.Duration) s6.Status { return s6.Status{PID: 7, WantUp: true, Stamp: t0.Add(-d)} }
 	down := s6.Status{Stamp: old}
@@ -178,8 +179,8 @@ func TestMultiplexPlan(t *testing.T) {
 		},
 		{
 			name: "fallback: the root restarted and does not list it yet: still NotServed, its own slot kept up",
-			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: t0.Add(-time.Second), Fallback: true, WasNotServed: true},
-				Memory: seen(desired.Up, desired.Up)},
+			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: t0.Add(-time.Second), Fallback: true},
+				Memory: notServed(seen(desired.Up, desired.Up))},
 			slot: func(f []s6.File) *observed.Slot {
 				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
 			},
@@ -187,8 +188,8 @@ func TestMultiplexPlan(t *testing.T) {
 		},
 		{
 			name: "fallback: the root is down: still NotServed, its own slot kept up",
-			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, Fallback: true, WasNotServed: true},
-				Memory: seen(desired.Up, desired.Up)},
+			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, Fallback: true},
+				Memory: notServed(seen(desired.Up, desired.Up))},
 			slot: func(f []s6.File) *observed.Slot {
 				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
 			},
@@ -196,8 +197,8 @@ func TestMultiplexPlan(t *testing.T) {
 		},
 		{
 			name: "was NotServed, intent now down: no longer",
-			in: Input{Profile: named(desired.Down, desired.Down), Fold: Fold{Folded: true, RootUpSince: old, Fallback: true, WasNotServed: true},
-				Memory: seen(desired.Up, desired.Up)},
+			in: Input{Profile: named(desired.Down, desired.Down), Fold: Fold{Folded: true, RootUpSince: old, Fallback: true},
+				Memory: notServed(seen(desired.Up, desired.Up))},
 			slot: func(f []s6.File) *observed.Slot {
 				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
 			},
@@ -206,8 +207,8 @@ func TestMultiplexPlan(t *testing.T) {
 		},
 		{
 			name: "fallback: listed again, its own slot folded back",
-			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: old, Served: true, Fallback: true, WasNotServed: true},
-				Memory: seen(desired.Up, desired.Up)},
+			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: old, Served: true, Fallback: true},
+				Memory: notServed(seen(desired.Up, desired.Up))},
 			slot: func(f []s6.File) *observed.Slot {
 				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
 			},
@@ -321,7 +322,6 @@ func TestTopoRootWake(t *testing.T) {
 		name    string
 		upSince time.Time
 		served  []string
-		notServ []string
 		want    []string
 	}{
 		{name: "root comes up listing a", upSince: t0, served: served, want: []string{"a", "b", "c"}},
@@ -329,16 +329,10 @@ func TestTopoRootWake(t *testing.T) {
 		{name: "same content re-read", upSince: t0, served: []string{"a", "default"}},
 		{name: "b listed too", upSince: t0, served: []string{"a", "b"}, want: []string{"b"}},
 		{name: "a dropped, d listed (d is not up)", upSince: t0, served: []string{"b", "d"}, want: []string{"a"}},
-		{name: "root goes down", served: []string{"b", "d"}, notServ: []string{"a", "c"}, want: []string{"a", "c"}},
+		{name: "root goes down: nothing flips", served: []string{"b", "d"}},
 		{name: "root up again", upSince: t0.Add(time.Minute), served: []string{"b", "d"}, want: []string{"a", "c"}},
 	}
 	for _, s := range steps {
-		for k := range tp.notServ {
-			tp.setNotServed(k, false)
-		}
-		for _, k := range s.notServ {
-			tp.setNotServed(k, true)
-		}
 		got := tp.root(s.upSince, s.served)
 		slices.Sort(got)
 		got = slices.Compact(got)
