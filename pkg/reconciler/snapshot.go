@@ -111,8 +111,9 @@ type keyState struct {
 	pending, problem string
 	// Events is the key's recent history, newest last (at most maxEvents).
 	Events []Event `json:",omitempty"`
-	// gwConfig is the last read of the profile's config.yaml (Multiplex only).
-	gwConfig desired.GatewayConfig
+	// gwConfig is the last read of the profile's config.yaml (Multiplex only; nil when none, so
+	// that perProfile keeps no more per key than before).
+	gwConfig *desired.GatewayConfig
 }
 
 // look is one key's snapshot: the planner's input, plus what the caller reports.
@@ -252,7 +253,11 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.Memory = d.Memory
 	ks.pending = d.Pending
 	ks.profile = lk.Profile
-	ks.gwConfig = lk.gwConfig
+	ks.gwConfig = nil
+	if lk.gwConfig != (desired.GatewayConfig{}) {
+		gc := lk.gwConfig
+		ks.gwConfig = &gc
+	}
 	ks.sup, ks.Files, ks.Gen = nil, nil, ""
 	slot := lk.Slot
 	if slot == nil {

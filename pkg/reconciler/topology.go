@@ -80,8 +80,8 @@ func rootIntent(own desired.Intent, up, notDown int) desired.Intent {
 // whether the profile is NotServed, and when to look again for that to be decided. Pure.
 func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Duration) {
 	p := in.Profile
-	if p == nil {
-		return in, false, 0
+	if p == nil || (in.Folds == nil && !in.Folded) {
+		return in, false, 0 // perProfile, or a standalone profile: nothing to apply (and no copy)
 	}
 	q := *p
 	switch {
@@ -287,7 +287,11 @@ func (c *Controller) foldLook(r *roots, lk *look, ks *keyState) {
 		var f fold
 		var mtime time.Time
 		if p := lk.Profile; p != nil && r.vol != nil {
-			lk.gwConfig = r.vol.GatewayConfig(lk.Name, ks.gwConfig, lk.Now)
+			var prev desired.GatewayConfig
+			if ks.gwConfig != nil {
+				prev = *ks.gwConfig
+			}
+			lk.gwConfig = r.vol.GatewayConfig(lk.Name, prev, lk.Now)
 			lk.Standalone = lk.gwConfig.Standalone
 			lk.Folded = !lk.Standalone
 			if lk.Folded {
@@ -311,6 +315,9 @@ func (c *Controller) foldLook(r *roots, lk *look, ks *keyState) {
 // reportConfigWarning logs a config.yaml warning once when it appears or changes, and once
 // when it clears.
 func (c *Controller) reportConfigWarning(log logr.Logger, lk look) {
+	if c.opts.Topology != Multiplex {
+		return
+	}
 	var err error
 	if w := lk.gwConfig.Warning; w != "" {
 		err = errors.New(w)
