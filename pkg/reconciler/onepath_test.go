@@ -259,8 +259,8 @@ func TestOnePathMultiplex(t *testing.T) {
 				if diff := cmp.Diff(want[p.Name], got, equateNil); diff != "" {
 					t.Errorf("%s: actions (-want +got):\n%s", p.Name, diff)
 				}
-				if p.Profile != nil && foldedIntoRoot(p.Input) != folded[p.Name] {
-					t.Errorf("%s: folded_into_root %v, want %v", p.Name, foldedIntoRoot(p.Input), folded[p.Name])
+				if p.Profile != nil && foldedIntoRoot(p.Input, p.Decision) != folded[p.Name] {
+					t.Errorf("%s: folded_into_root %v, want %v", p.Name, foldedIntoRoot(p.Input, p.Decision), folded[p.Name])
 				}
 			}
 			if lk, _ := c.look(r, "gamma", boot, t0); !strings.Contains(lk.gwConfig.Warning, "config.yaml") || !lk.Folded {

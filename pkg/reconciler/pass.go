@@ -222,7 +222,7 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 			Profile: p.Name, PriorState: p.Profile.PriorState(),
 			Action:         outcome(boot, p.Decision.Intent, p.Actions, p.Decision),
 			PriorExit:      priorExit[p.Name],
-			FoldedIntoRoot: foldedIntoRoot(p.Input),
+			FoldedIntoRoot: foldedIntoRoot(p.Input, p.Decision),
 			Err:            res.Errors[p.Name],
 		})
 	}

@@ -96,8 +96,11 @@ func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Dur
 			q.StateModTime = s.Since // the intent came from a folded profile, written then
 		}
 	case in.Folded:
+		// The same rule at boot (on the runtime intent: NotServed is about a profile that wants to
+		// run): after a container boot there is neither memory nor a root up, so it never holds;
+		// a forced boot pass mid-life keeps a fallback slot running.
 		switch {
-		case in.Boot || p.Intent != desired.Up || in.Served:
+		case p.Intent != desired.Up || in.Served:
 		case in.Memory.NotServed:
 			// Once decided, NotServed lasts until the root lists the profile (or its intent is no
 			// longer up), whatever the root does meanwhile: a root restart does not take a
@@ -123,10 +126,10 @@ func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Dur
 }
 
 // foldedIntoRoot is the boot log's folded_into_root: a named profile served by the root whose
-// intent (boot column) is Up. The root's own line, standalone profiles and the perProfile
-// topology say False.
-func foldedIntoRoot(in Input) bool {
-	return in.Folded && in.Profile != nil && in.Profile.BootIntent == desired.Up
+// intent (boot column) is Up. The root's own line, standalone profiles, a profile served by its
+// own slot (NotServed with the fallback) and the perProfile topology say False.
+func foldedIntoRoot(in Input, d Decision) bool {
+	return in.Folded && in.Profile != nil && in.Profile.BootIntent == desired.Up && !(d.NotServed && in.Fallback)
 }
 
 // fold is one key's contribution to the root's effective intent.

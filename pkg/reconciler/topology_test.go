@@ -142,6 +142,21 @@ func TestMultiplexPlan(t *testing.T) {
 			intent: desired.Down,
 		},
 		{
+			name:   "boot pass after a container boot: the root is not up, nothing is NotServed",
+			in:     Input{Boot: true, Profile: named(desired.Down, desired.Up), Fold: Fold{Folded: true, Fallback: true}},
+			want:   []string{"create gateway-alpha (down)"},
+			intent: desired.Down,
+		},
+		{
+			name: "forced boot pass mid-life: a fallback slot stays up",
+			in: Input{Boot: true, Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: old, Fallback: true},
+				Memory: notServed(seen(desired.Up, desired.Up))},
+			slot: func(f []s6.File) *observed.Slot {
+				return newSlot("alpha", f, supervisedBy(upSince(time.Minute), t0.Add(-time.Minute)))
+			},
+			notServ: true, intent: desired.Up,
+		},
+		{
 			name: "not listed, root up for less than the settle period: look again then",
 			in: Input{Profile: named(desired.Up, desired.Up), Fold: Fold{Folded: true, RootUpSince: t0.Add(-5 * time.Second)},
 				Memory: seen(desired.Down, desired.Down)},
@@ -260,16 +275,19 @@ func TestFoldedIntoRoot(t *testing.T) {
 	tests := []struct {
 		name string
 		in   Input
+		d    Decision
 		want bool
 	}{
-		{"folded, running", Input{Profile: up, Fold: Fold{Folded: true}}, true},
-		{"folded, stopped", Input{Profile: down, Fold: Fold{Folded: true}}, false},
-		{"standalone, running", Input{Profile: up, Fold: Fold{Standalone: true}}, false},
-		{"perProfile, running", Input{Profile: up}, false},
-		{"root", Input{Profile: newProfile("default", desired.Up, desired.Up, t0), Fold: Fold{Folds: &FoldSummary{BootUp: 1}}}, false},
+		{"folded, running", Input{Profile: up, Fold: Fold{Folded: true}}, Decision{}, true},
+		{"folded, running, NotServed without the fallback", Input{Profile: up, Fold: Fold{Folded: true}}, Decision{NotServed: true}, true},
+		{"folded, running, served by its own slot", Input{Profile: up, Fold: Fold{Folded: true, Fallback: true}}, Decision{NotServed: true}, false},
+		{"folded, stopped", Input{Profile: down, Fold: Fold{Folded: true}}, Decision{}, false},
+		{"standalone, running", Input{Profile: up, Fold: Fold{Standalone: true}}, Decision{}, false},
+		{"perProfile, running", Input{Profile: up}, Decision{}, false},
+		{"root", Input{Profile: newProfile("default", desired.Up, desired.Up, t0), Fold: Fold{Folds: &FoldSummary{BootUp: 1}}}, Decision{}, false},
 	}
 	for _, tt := range tests {
-		if got := foldedIntoRoot(tt.in); got != tt.want {
+		if got := foldedIntoRoot(tt.in, tt.d); got != tt.want {
 			t.Errorf("%s: foldedIntoRoot = %v, want %v", tt.name, got, tt.want)
 		}
 	}
