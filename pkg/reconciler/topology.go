@@ -56,7 +56,16 @@ type FoldSummary struct {
 	Up, NotDown, BootUp int
 	// Since is the state-file mtime of the latest change of a folded profile's intent.
 	Since time.Time
+	// UpEnded is when the last folded profile whose intent was Up stopped being so, as the
+	// controller saw it (zero while one is Up, and before any was).
+	UpEnded time.Time
 }
+
+// foldGrace is how long the root is kept as it is once no folded profile wants it any more
+// (its own intent being Down) before it is stopped: each profile's intent is counted when that
+// profile is looked at, so a profile set to running right after another was set to stopped may
+// not be counted yet, and the root must not go down and up again in between.
+const foldGrace = time.Second
 
 // same reports whether two summaries give the root the same effective intent and timing.
 func (s FoldSummary) same(o FoldSummary) bool {
@@ -94,6 +103,11 @@ func foldProfile(in Input, r Rules) (out Input, notServed bool, recheck time.Dur
 		}
 		if s.Since.After(q.StateModTime) && q.Intent != p.Intent {
 			q.StateModTime = s.Since // the intent came from a folded profile, written then
+		}
+		if !in.Boot && q.Intent == desired.Down && !s.UpEnded.IsZero() {
+			if wait := s.UpEnded.Add(foldGrace).Sub(in.Now); wait > 0 {
+				q.Intent, recheck = desired.Hold, min(wait, foldGrace)
+			}
 		}
 	case in.Folded:
 		// The same rule at boot (on the runtime intent: NotServed is about a profile that wants to
@@ -160,7 +174,7 @@ func newTopo() *topo {
 
 // note records key's contribution (the zero fold: none) and reports whether the root's
 // effective intent may change because of it. O(1).
-func (t *topo) note(key string, f fold, mtime time.Time) (rootChanged bool) {
+func (t *topo) note(key string, f fold, mtime, now time.Time) (rootChanged bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.folds[key]
@@ -172,6 +186,12 @@ func (t *topo) note(key string, f fold, mtime time.Time) (rootChanged bool) {
 	t.add(f, 1)
 	if f.folded && mtime.After(t.sum.Since) {
 		t.sum.Since = mtime
+	}
+	switch {
+	case t.sum.Up > 0:
+		t.sum.UpEnded = time.Time{}
+	case before.Up > 0:
+		t.sum.UpEnded = now
 	}
 	if f == (fold{}) {
 		delete(t.folds, key)
@@ -304,7 +324,7 @@ func (c *Controller) foldLook(r *roots, lk *look, ks *keyState) {
 				lk.Fallback = c.opts.Fallback == FallbackOwnSlot
 			}
 		}
-		if c.topo.note(lk.Name, f, mtime) {
+		if c.topo.note(lk.Name, f, mtime, lk.Now) {
 			wake = append(wake, desired.DefaultProfile)
 		}
 	}

@@ -130,6 +130,21 @@ func TestMultiplexPlan(t *testing.T) {
 			intent: desired.Down,
 		},
 		{
+			name: "the last folded profile stopped a moment ago: root kept as it is for foldGrace",
+			in: Input{Profile: root(desired.Down, desired.Down), Fold: Fold{Folds: &FoldSummary{UpEnded: t0.Add(-300 * time.Millisecond)}},
+				Memory: seen(desired.Up, desired.Up)},
+			slot:    func(f []s6.File) *observed.Slot { return newSlot("default", f, supervisedBy(up, old)) },
+			requeue: 700 * time.Millisecond, intent: desired.Hold,
+		},
+		{
+			name: "the last folded profile stopped foldGrace ago: root stopped",
+			in: Input{Profile: root(desired.Down, desired.Down), Fold: Fold{Folds: &FoldSummary{UpEnded: t0.Add(-foldGrace)}},
+				Memory: seen(desired.Up, desired.Up)},
+			slot:   func(f []s6.File) *observed.Slot { return newSlot("default", f, supervisedBy(up, old)) },
+			want:   []string{"stop gateway-default"},
+			intent: desired.Down,
+		},
+		{
 			name:   "boot: root stopped, a folded profile running: root created up",
 			in:     Input{Boot: true, Profile: root(desired.Down, desired.Down), Fold: Fold{Folds: &FoldSummary{BootUp: 1}}},
 			want:   []string{"create gateway-default (up)"},
@@ -315,9 +330,16 @@ func TestTopoAggregate(t *testing.T) {
 		{"c", folded(desired.Down), true, FoldSummary{}},
 	}
 	for i, s := range steps {
-		changed := tp.note(s.key, s.f, t0.Add(time.Duration(i)*time.Second))
+		at := t0.Add(time.Duration(i) * time.Second)
+		changed := tp.note(s.key, s.f, at, at)
 		got := *tp.summary()
-		got.Since = time.Time{}
+		if (s.want.Up == 0 && i > 1) != !got.UpEnded.IsZero() {
+			t.Errorf("step %d: UpEnded %v with %d up", i, got.UpEnded, got.Up)
+		}
+		if s.want.Up == 0 && i == 5 && !got.UpEnded.Equal(at) {
+			t.Errorf("step %d: UpEnded %v, want %v (the last up went away then)", i, got.UpEnded, at)
+		}
+		got.Since, got.UpEnded = time.Time{}, time.Time{}
 		if changed != s.changed || got != s.want {
 			t.Errorf("step %d (%s %+v): changed %v summary %+v, want %v %+v", i, s.key, s.f, changed, got, s.changed, s.want)
 		}
@@ -332,9 +354,9 @@ func TestTopoAggregate(t *testing.T) {
 func TestTopoRootWake(t *testing.T) {
 	tp := newTopo()
 	for _, k := range []string{"a", "b", "c"} {
-		tp.note(k, fold{folded: true, intent: desired.Up}, t0)
+		tp.note(k, fold{folded: true, intent: desired.Up}, t0, t0)
 	}
-	tp.note("d", fold{folded: true, intent: desired.Down}, t0)
+	tp.note("d", fold{folded: true, intent: desired.Down}, t0, t0)
 	served := []string{"default", "a"}
 	steps := []struct {
 		name    string

@@ -182,7 +182,7 @@ var _ = Describe("topology: runtime", func() {
 			st := env.topoStatus(g, "alpha")
 			g.Expect(st.Folded).To(BeTrue())
 			g.Expect(st.ServedBy).To(Equal("gateway-default"))
-		}).Should(Succeed())
+		}).WithTimeout(convergeTimeout).Should(Succeed())
 
 		By("beta wants running too, then alpha stops: the root keeps running for beta")
 		env.SetDesired("beta", "running")
@@ -237,7 +237,7 @@ var _ = Describe("topology: runtime", func() {
 			env.ExpectUp(g, "solo")
 			env.ExpectDown(g, "default")
 		})
-		Eventually(func(g Gomega) { g.Expect(env.topoStatus(g, "solo").ServedBy).To(Equal("gateway-solo")) }).Should(Succeed())
+		Eventually(func(g Gomega) { g.Expect(env.topoStatus(g, "solo").ServedBy).To(Equal("gateway-solo")) }).WithTimeout(convergeTimeout).Should(Succeed())
 
 		By("config.yaml drops standalone: solo is folded, its own slot stops and the root starts")
 		env.standalone("solo", false)
@@ -298,7 +298,7 @@ var _ = Describe("topology: served_profiles", func() {
 
 	It("reports NotServed once the root has been up for the settle period without listing the profile, and clears it once listed (fallback none)", func() {
 		start(false)
-		Eventually(notServedMetric).Should(Equal("0"))
+		Eventually(notServedMetric).WithTimeout(convergeTimeout).Should(Equal("0"))
 		Eventually(func(g Gomega) {
 			st := env.topoStatus(g, "alpha")
 			g.Expect(st.NotServed).To(BeTrue(), "%+v", st)
@@ -309,7 +309,7 @@ var _ = Describe("topology: served_profiles", func() {
 		Consistently(func(g Gomega) { env.ExpectDown(g, "alpha") }).WithTimeout(time.Second).Should(Succeed())
 		_, _, code := env.CLI("status")
 		Expect(code).To(Equal(3), "a NotServed profile makes status unhealthy")
-		Eventually(notServedMetric).Should(Equal("1"))
+		Eventually(notServedMetric).WithTimeout(convergeTimeout).Should(Equal("1"))
 
 		env.rootServes("default", "alpha")
 		Eventually(func(g Gomega) {
@@ -318,7 +318,7 @@ var _ = Describe("topology: served_profiles", func() {
 		}).WithTimeout(convergeTimeout).Should(Succeed())
 		env.ExpectDown(Default, "alpha")
 		env.ExpectUp(Default, "default")
-		Eventually(notServedMetric).Should(Equal("0"))
+		Eventually(notServedMetric).WithTimeout(convergeTimeout).Should(Equal("0"))
 	})
 
 	It("starts the profile's own slot while it is not served and folds it back once the root lists it (fallback ownSlot)", func() {
