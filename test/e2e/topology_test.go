@@ -184,10 +184,15 @@ var _ = Describe("topology: runtime", func() {
 			g.Expect(st.ServedBy).To(Equal("gateway-default"))
 		}).WithTimeout(convergeTimeout).Should(Succeed())
 
-		By("beta wants running too, then alpha stops: the root keeps running for beta")
-		env.SetDesired("beta", "running")
+		By("alpha stops and beta wants running right after: the root keeps running for beta, never bounced")
+		root := env.SupervisedPid("default")
 		env.SetDesired("alpha", "stopped")
-		Consistently(func(g Gomega) { env.ExpectUp(g, "default") }).WithTimeout(time.Second).Should(Succeed())
+		env.SetDesired("beta", "running")
+		Consistently(func(g Gomega) {
+			env.ExpectUp(g, "default")
+			g.Expect(env.SupervisedPid("default")).To(Equal(root))
+		}).WithTimeout(2 * time.Second).Should(Succeed())
+		Expect(env.AppliedActions("default")).NotTo(ContainElement(HavePrefix("stop")))
 
 		By("every profile stopped: the root stops")
 		env.SetDesired("beta", "stopped")
