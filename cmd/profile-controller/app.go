@@ -154,6 +154,8 @@ func controllerOptions(cfg Config, r *reconciler.Renderer, log logr.Logger, reg 
 		UnregisterTimeout: cfg.UnregisterTimeout.Duration,
 		HeartbeatTimeout:  cfg.HeartbeatTimeout.Duration,
 		ServicesMax:       cfg.ServicesMax,
+		Topology:          reconciler.Topology(cfg.Topology),
+		Fallback:          reconciler.Fallback(cfg.Multiplex.Fallback),
 		CleanStale:        func(profile string) ([]string, error) { return volume.CleanStaleProfile(home, profile) },
 		BootLog:           func(lines []string) error { return volume.AppendBootLog(home, lines) },
 		Log:               log,

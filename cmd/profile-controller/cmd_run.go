@@ -35,7 +35,8 @@ with role: standby) it stands by: it registers nothing, /readyz answers 503 "sta
 SIGHUP, and a change of the --config file, reload the configuration through the same path as
 at startup (file, environment, the flags given at startup, defaults, validation). A valid one
 is applied without a restart: slot files are rewritten in place, no gateway restarts. One that
-is invalid, or that changes hermesHome, scandir, s6BinDir, runtimeDir, metricsAddr or logFormat,
+is invalid, or that changes hermesHome, scandir, s6BinDir, runtimeDir, metricsAddr, logFormat,
+role, lease, topology or multiplex,
 is refused with a one-line error and the running configuration stays in use. status shows the
 configuration generation in use.`,
 		Example: `  profile-controller --config /etc/profile-controller/config.yaml run

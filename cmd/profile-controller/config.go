@@ -53,6 +53,11 @@ type Config struct {
 	GatewayUser string `yaml:"gatewayUser,omitempty"`
 	// ExtraEnv is exported in every run script, as shell-quoted export lines sorted by key.
 	ExtraEnv map[string]string `yaml:"extraEnv,omitempty"`
+	// Topology is "perProfile" (default: every profile's slot follows its own intent) or
+	// "multiplex" (the root gateway serves every profile not marked standalone in its config.yaml).
+	Topology string `yaml:"topology,omitempty"`
+	// Multiplex tunes the multiplex topology.
+	Multiplex Multiplex `yaml:"multiplex,omitempty"`
 	// Templates override the rendered service files (Go text/template).
 	Templates Templates `yaml:"templates,omitempty"`
 	// MetricsAddr, when set (e.g. "127.0.0.1:9464"), serves /metrics, /healthz and /readyz
@@ -68,6 +73,13 @@ type Config struct {
 	// Lease is "on" (take the HERMES_HOME lease; the default) or "off" (a volume never shared:
 	// no lease file is touched).
 	Lease string `yaml:"lease,omitempty"`
+}
+
+// Multiplex configures the multiplex topology.
+type Multiplex struct {
+	// Fallback is "none" (default: a folded profile the root gateway does not serve is only
+	// reported NotServed) or "ownSlot" (its own slot is started until the root lists it).
+	Fallback string `yaml:"fallback,omitempty"`
 }
 
 // Templates are Go text/templates for the service files; empty means the built-in default.
@@ -95,6 +107,8 @@ const (
 	DefaultHeartbeatTimeout  = 120 * time.Second
 	DefaultCommandTimeout    = 5 * time.Second
 	DefaultServicesMax       = 1000
+	DefaultTopology          = string(reconciler.PerProfile)
+	DefaultFallback          = string(reconciler.FallbackNone)
 )
 
 // Environment variables read by ApplyEnv.
@@ -304,6 +318,8 @@ func (c *Config) Default(stat StatFunc) {
 	setString(&c.RuntimeDir, DefaultRuntimeDir)
 	setString(&c.Role, RoleAuto)
 	setString(&c.Lease, LeaseOn)
+	setString(&c.Topology, DefaultTopology)
+	setString(&c.Multiplex.Fallback, DefaultFallback)
 	if c.S6BinDir == "" {
 		c.S6BinDir = FallbackS6BinDir
 		if fi, err := stat(filepath.Join(DefaultS6BinDir, "s6-svc")); err == nil && !fi.IsDir() {
@@ -385,6 +401,16 @@ func (c Config) Validate(funcs template.FuncMap) error {
 	case "", LeaseOn, LeaseOff:
 	default:
 		add("lease %q is not one of on, off", c.Lease)
+	}
+	switch reconciler.Topology(c.Topology) {
+	case reconciler.PerProfile, reconciler.Multiplex:
+	default:
+		add("topology %q is not one of %s, %s", c.Topology, reconciler.PerProfile, reconciler.Multiplex)
+	}
+	switch reconciler.Fallback(c.Multiplex.Fallback) {
+	case reconciler.FallbackNone, reconciler.FallbackOwnSlot:
+	default:
+		add("multiplex.fallback %q is not one of %s, %s", c.Multiplex.Fallback, reconciler.FallbackNone, reconciler.FallbackOwnSlot)
 	}
 	if c.GatewayUser != "" && !gatewayUserRE.MatchString(c.GatewayUser) {
 		add("gatewayUser %q is not a valid account name", c.GatewayUser)

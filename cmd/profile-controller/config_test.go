@@ -253,6 +253,7 @@ func TestConfigDefault(t *testing.T) {
 			ResyncPeriod: dur(10 * time.Second), SettlePeriod: dur(15 * time.Second), MinUptime: dur(10 * time.Second),
 			UnregisterTimeout: dur(10 * time.Second), HeartbeatTimeout: dur(2 * time.Minute), CommandTimeout: dur(5 * time.Second), ServicesMax: 1000,
 			Role: "auto", Lease: "on",
+			Topology: "perProfile", Multiplex: Multiplex{Fallback: "none"},
 		}
 	}
 	set := Config{
@@ -260,6 +261,7 @@ func TestConfigDefault(t *testing.T) {
 		ResyncPeriod: dur(time.Second), SettlePeriod: dur(2 * time.Second), MinUptime: dur(3 * time.Second),
 		UnregisterTimeout: dur(4 * time.Second), HeartbeatTimeout: dur(6 * time.Second), CommandTimeout: dur(5 * time.Millisecond), ServicesMax: 7,
 		GatewayUser: "hermes", LogFormat: "json", Verbosity: 3, Role: "standby", Lease: "off",
+		Topology: "multiplex", Multiplex: Multiplex{Fallback: "ownSlot"},
 	}
 	tests := []struct {
 		name string
@@ -353,6 +355,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "defaults", cfg: valid()},
 		{name: "every optional field", cfg: with(func(c *Config) {
 			c.GatewayUser, c.LogFormat, c.Verbosity = "hermes", "console", 4
+			c.Topology, c.Multiplex.Fallback = "multiplex", "ownSlot"
 			c.ExtraEnv = map[string]string{"TZ": "UTC", "_X1": "it's fine"}
 			c.Templates = Templates{Run: "#!/bin/sh\nexec x {{shquote .Name}}\n", Finish: "#!/bin/sh\n", LogRun: "{{/* c */}}"}
 		})},
@@ -372,6 +375,10 @@ func TestConfigValidate(t *testing.T) {
 			wantErr: `verbosity must not be negative, got -2`},
 		{name: "log format", cfg: with(func(c *Config) { c.LogFormat = "text" }),
 			wantErr: `logFormat "text" is not one of json, console`},
+		{name: "topology", cfg: with(func(c *Config) { c.Topology = "multiplexed" }),
+			wantErr: `topology "multiplexed" is not one of perProfile, multiplex`},
+		{name: "multiplex fallback", cfg: with(func(c *Config) { c.Topology, c.Multiplex.Fallback = "multiplex", "own" }),
+			wantErr: `multiplex.fallback "own" is not one of none, ownSlot`},
 		{name: "gateway user with shell syntax", cfg: with(func(c *Config) { c.GatewayUser = "x; rm -rf /" }),
 			wantErr: `gatewayUser "x; rm -rf /" is not a valid account name`},
 		{name: "extraEnv key", cfg: with(func(c *Config) { c.ExtraEnv = map[string]string{"A-B": "1", "1X": "2"} }),

@@ -37,6 +37,9 @@ gatewayUser: hermes
 extraEnv:
   TZ: UTC
   PORT: "8080"
+topology: multiplex
+multiplex:
+  fallback: ownSlot
 templates:
   run: |
     #!/bin/sh
@@ -52,6 +55,7 @@ verbosity: 2
 				ResyncPeriod: dur(90 * time.Second), SettlePeriod: dur(20 * time.Second), MinUptime: dur(5 * time.Second),
 				UnregisterTimeout: dur(3 * time.Second), CommandTimeout: dur(2 * time.Second),
 				ServicesMax: 400, GatewayUser: "hermes", ExtraEnv: map[string]string{"TZ": "UTC", "PORT": "8080"},
+				Topology: "multiplex", Multiplex: Multiplex{Fallback: "ownSlot"},
 				Templates:   Templates{Run: "#!/bin/sh\nexec hermes\n", Finish: "#!/bin/sh\nexit 0\n", LogRun: "#!/bin/sh"},
 				MetricsAddr: "127.0.0.1:9464", LogFormat: "console", Verbosity: 2,
 			},

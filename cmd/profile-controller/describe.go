@@ -190,6 +190,15 @@ func conditions(ps reconciler.ProfileStatus) []condition {
 		out = append(out, condition{Type: "Stale", Status: b(ps.Stale), Message: "heartbeat " + ps.Heartbeat})
 	}
 
+	// Served: the root gateway lists a folded profile in served_profiles (topology multiplex).
+	if ps.Folded {
+		served := condition{Type: "Served", Status: b(!ps.NotServed)}
+		if ps.NotServed {
+			served.Reason, served.Message = "NotServed", "gateway-default has been up for the settle period without listing it in served_profiles"
+		}
+		out = append(out, served)
+	}
+
 	sync := condition{Type: "FilesInSync", Status: "Unknown"}
 	if ps.SlotExists {
 		sync.Status = b(len(ps.Drift) == 0)
@@ -245,8 +254,15 @@ func writeDescription(w io.Writer, desc description, now time.Time) error {
 	field := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	field("Name", ps.Profile)
 	field("Slot", ps.Slot)
+	if ps.ServedBy != "" {
+		field("Served by", servedByText(ps))
+	}
 	field("Port", portText(ps.Port)+portNote(ps))
-	field("Intent", ps.Intent+" (boot pass: "+ps.BootIntent+")")
+	intent := ps.Intent + " (boot pass: " + ps.BootIntent + ")"
+	if ps.EffectiveIntent != "" {
+		intent += "; effective " + ps.EffectiveIntent + " with the profiles folded into it (topology multiplex)"
+	}
+	field("Intent", intent)
 	field("Prior state", ps.PriorState)
 	field("State file", fmt.Sprintf("desired_state=%s gateway_state=%s", orDash(ps.DesiredState), orDash(ps.GatewayState)))
 	field("Phase", ps.Phase)
@@ -333,4 +349,15 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// servedByText is the slot that serves a profile, and why when it is not the profile's own.
+func servedByText(ps reconciler.ProfileStatus) string {
+	switch {
+	case ps.Folded && ps.ServedBy != ps.Slot:
+		return ps.ServedBy + " (folded into the root: topology multiplex)"
+	case ps.Folded:
+		return ps.ServedBy + " (its own slot: the root does not serve it, multiplex.fallback ownSlot)"
+	}
+	return ps.ServedBy
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -123,5 +124,43 @@ func TestDescribeFiles(t *testing.T) {
 				t.Errorf("files() (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDescribeFolded: a profile folded into the root says which slot serves it, and a NotServed
+// one has a false Served condition and makes the report unhealthy; with the fallback, its own
+// slot serves it.
+func TestDescribeFolded(t *testing.T) {
+	p := fixedProfiles()["coder"]
+	p.Folded, p.ServedBy = true, "gateway-default"
+	var out strings.Builder
+	if err := printDescription(&out, describe(p, nil), goldenNow); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Served by:    gateway-default (folded into the root: topology multiplex)") {
+		t.Errorf("no served-by line:\n%s", out.String())
+	}
+	cond := func(d description) condition {
+		for _, c := range d.Conditions {
+			if c.Type == "Served" {
+				return c
+			}
+		}
+		t.Fatalf("no Served condition in %+v", d.Conditions)
+		return condition{}
+	}
+	if c := cond(describe(p, nil)); c.Status != "True" {
+		t.Errorf("served: condition %+v", c)
+	}
+	p.NotServed = true
+	if c := cond(describe(p, nil)); c.Status != "False" || c.Reason != "NotServed" {
+		t.Errorf("not served: condition %+v", c)
+	}
+	if bad := unhealthy(reconciler.StatusReport{Profiles: []reconciler.ProfileStatus{p}}); len(bad) != 1 || bad[0].Reason != "NotServed" {
+		t.Errorf("unhealthy = %+v, want NotServed", bad)
+	}
+	p.ServedBy = p.Slot
+	if got := servedByText(p); !strings.Contains(got, "its own slot") {
+		t.Errorf("fallback served-by %q", got)
 	}
 }

@@ -46,7 +46,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, body := get(t, "http://"+addr+"/metrics")
-	for _, name := range []string{"profile_controller_problems", "profile_controller_crashloop_profiles", "profile_controller_pending_corrections", "go_goroutines",
+	for _, name := range []string{"profile_controller_problems", "profile_controller_crashloop_profiles", "profile_controller_pending_corrections", "profile_controller_not_served", "go_goroutines",
 		`controller_runtime_reconcile_total{controller="profile",result="requeue_after"}`, `controller_runtime_active_workers{controller="profile"}`,
 		"profile_controller_build_info{", "profile_controller_config_generation{rendering="} {
 		if code != 200 || !strings.Contains(body, name) {

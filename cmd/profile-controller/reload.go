@@ -34,6 +34,8 @@ var liveFields = map[string]bool{
 	"logFormat":         false,
 	"role":              false, // who acts on the volume: decided once, with the lease, at start
 	"lease":             false,
+	"topology":          false, // every slot's fold changes: a restart re-plans them in one pass
+	"multiplex":         false,
 	"resyncPeriod":      true,
 	"settlePeriod":      true,
 	"minUptime":         true,

@@ -57,6 +57,8 @@ func unhealthy(rep reconciler.StatusReport) []unhealthyItem {
 			out = append(out, unhealthyItem{p.Profile, p.Phase, msg})
 		case p.Phase == "Unsupervised":
 			out = append(out, unhealthyItem{p.Profile, p.Phase, "no s6-supervise runs the slot"})
+		case p.NotServed:
+			out = append(out, unhealthyItem{p.Profile, "NotServed", "folded into " + p.ServedBy + ", which does not list it in served_profiles"})
 		case p.Phase == "NoStatus":
 			out = append(out, unhealthyItem{p.Profile, p.Phase, "s6-supervise runs the slot but wrote no supervise/status (re-created after 5 s)"})
 		case p.Error != "":
@@ -78,16 +80,17 @@ func printStatusTable(w io.Writer, rep reconciler.StatusReport, now time.Time, w
 	}
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	if wide {
-		fmt.Fprintln(tw, "PROFILE\tINTENT\tBOOT\tPRIOR\tDESIRED\tGATEWAY\tPHASE\tSTATE\tREADY\tPID\tPORT\tDEATHS\tAGE\tACTIONS\tNOTE")
+		fmt.Fprintln(tw, "PROFILE\tINTENT\tBOOT\tPRIOR\tDESIRED\tGATEWAY\tPHASE\tSTATE\tREADY\tPID\tPORT\tSERVED-BY\tDEATHS\tAGE\tACTIONS\tNOTE")
 	} else {
 		fmt.Fprintln(tw, "PROFILE\tINTENT\tPRIOR\tPHASE\tSTATE\tPID\tPORT\tAGE\tNOTE")
 	}
 	for _, p := range rep.Profiles {
 		note := strings.Join(statusNotes(p, wide), "; ")
 		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 				p.Profile, p.Intent, p.BootIntent, p.PriorState, orDash(p.DesiredState), orDash(p.GatewayState),
-				p.Phase, stateText(p), yesNo(p.SlotExists && p.Supervised, p.Ready), pidText(p.PID), portText(p.Port), p.Deaths,
+				p.Phase, stateText(p), yesNo(p.SlotExists && p.Supervised, p.Ready), pidText(p.PID), portText(p.Port),
+				orDash(p.ServedBy), p.Deaths,
 				age(p.Since, now), orDash(strings.Join(p.Actions, ", ")), note)
 			continue
 		}

@@ -49,7 +49,7 @@ func fixedProfiles() map[string]reconciler.ProfileStatus {
 	base := func(name, intent, prior string, port int) reconciler.ProfileStatus {
 		return reconciler.ProfileStatus{
 			Profile: name, Slot: "gateway-" + name, Intent: intent, BootIntent: intent, PriorState: prior,
-			Port: port, SlotExists: true, Supervised: true, PID: -1, ExitCode: -1, Signal: -1,
+			Port: port, SlotExists: true, Supervised: true, PID: -1, ExitCode: -1, Signal: -1, ServedBy: "gateway-" + name,
 		}
 	}
 	def := base("default", "hold", "None", 9449)
@@ -89,7 +89,7 @@ func fixedProfiles() map[string]reconciler.ProfileStatus {
 	orphan := base("orphan", "none", "None", 0)
 	orphan.Phase, orphan.Signal, orphan.Since = "Orphaned", 9, ago(26*time.Hour)
 	orphan.Actions = []string{"unregister gateway-orphan"}
-	orphan.BootIntent = "none"
+	orphan.BootIntent, orphan.ServedBy = "none", ""
 	return map[string]reconciler.ProfileStatus{
 		"default": def, "coder": coder, "writer": writer, "fatal": fatal, "late": late,
 		"lost": lost, "broken": broken, "orphan": orphan,

@@ -31,20 +31,25 @@ const bootTimeLayout = "2006-01-02T15:04:05-0700"
 
 // FormatBootLine renders one boot-log line (without a newline):
 //
-//	<%Y-%m-%dT%H:%M:%S%z> profile=<p> prior_state=<s> action=<a> prior_exit=<clean|unclean|unknown>
+//	<%Y-%m-%dT%H:%M:%S%z> profile=<p> prior_state=<s> action=<a> prior_exit=<clean|unclean|unknown> folded_into_root=<True|False>
 //
 // t is shown in its own location. A value that is not a plain token (letters, digits and
 // "_-.:+", non-empty) is Go-quoted, so the line never holds a line break or an extra field.
 // An empty priorExit is "unknown".
-func FormatBootLine(t time.Time, profile, priorState, action, priorExit string) string {
+func FormatBootLine(t time.Time, profile, priorState, action, priorExit string, foldedIntoRoot bool) string {
 	if priorExit == "" {
 		priorExit = "unknown"
+	}
+	folded := "False"
+	if foldedIntoRoot {
+		folded = "True"
 	}
 	return t.Format(bootTimeLayout) +
 		" profile=" + token(profile) +
 		" prior_state=" + token(priorState) +
 		" action=" + token(action) +
-		" prior_exit=" + token(priorExit)
+		" prior_exit=" + token(priorExit) +
+		" folded_into_root=" + folded
 }
 
 func token(s string) string {

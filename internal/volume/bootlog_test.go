@@ -20,36 +20,39 @@ func TestFormatBootLine(t *testing.T) {
 		name                   string
 		t                      time.Time
 		profile, prior, action string
+		folded                 bool
 		want                   string
 	}{
 		{name: "started", t: utc, profile: "coder", prior: "running", action: "started",
-			want: "2026-11-21T23:30:21+0000 profile=coder prior_state=running action=started prior_exit=unknown"},
+			want: "2026-11-21T23:30:21+0000 profile=coder prior_state=running action=started prior_exit=unknown folded_into_root=False"},
 		{name: "registered, no prior state", t: utc, profile: "default", prior: "None", action: "registered",
-			want: "2026-11-21T23:30:21+0000 profile=default prior_state=None action=registered prior_exit=unknown"},
+			want: "2026-11-21T23:30:21+0000 profile=default prior_state=None action=registered prior_exit=unknown folded_into_root=False"},
 		{name: "skipped", t: utc, profile: "my-profile", prior: "startup_failed", action: "skipped",
-			want: "2026-11-21T23:30:21+0000 profile=my-profile prior_state=startup_failed action=skipped prior_exit=unknown"},
+			want: "2026-11-21T23:30:21+0000 profile=my-profile prior_state=startup_failed action=skipped prior_exit=unknown folded_into_root=False"},
 		{name: "positive offset", t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("IST", 5*3600+1800)), profile: "a", prior: "stopped", action: "registered",
-			want: "2026-01-02T03:04:05+0530 profile=a prior_state=stopped action=registered prior_exit=unknown"},
+			want: "2026-01-02T03:04:05+0530 profile=a prior_state=stopped action=registered prior_exit=unknown folded_into_root=False"},
 		{name: "negative offset", t: time.Date(2026, 7, 1, 0, 0, 0, 0, time.FixedZone("", -7*3600)), profile: "a", prior: "None", action: "registered",
-			want: "2026-07-01T00:00:00-0700 profile=a prior_state=None action=registered prior_exit=unknown"},
+			want: "2026-07-01T00:00:00-0700 profile=a prior_state=None action=registered prior_exit=unknown folded_into_root=False"},
 		{name: "already quoted prior state kept", t: utc, profile: "a", prior: `"a b"`, action: "registered",
-			want: `2026-11-21T23:30:21+0000 profile=a prior_state="\"a b\"" action=registered prior_exit=unknown`},
+			want: `2026-11-21T23:30:21+0000 profile=a prior_state="\"a b\"" action=registered prior_exit=unknown folded_into_root=False`},
 		{name: "line break quoted", t: utc, profile: "a", prior: "x\ny", action: "registered",
-			want: `2026-11-21T23:30:21+0000 profile=a prior_state="x\ny" action=registered prior_exit=unknown`},
+			want: `2026-11-21T23:30:21+0000 profile=a prior_state="x\ny" action=registered prior_exit=unknown folded_into_root=False`},
 		{name: "extra field cannot be injected", t: utc, profile: "a action=started", prior: "None", action: "registered",
-			want: `2026-11-21T23:30:21+0000 profile="a action=started" prior_state=None action=registered prior_exit=unknown`},
+			want: `2026-11-21T23:30:21+0000 profile="a action=started" prior_state=None action=registered prior_exit=unknown folded_into_root=False`},
+		{name: "folded into the root", t: utc, profile: "alpha", prior: "running", action: "registered", folded: true,
+			want: "2026-11-21T23:30:21+0000 profile=alpha prior_state=running action=registered prior_exit=unknown folded_into_root=True"},
 		{name: "empty value", t: utc, profile: "a", prior: "", action: "registered",
-			want: `2026-11-21T23:30:21+0000 profile=a prior_state="" action=registered prior_exit=unknown`},
+			want: `2026-11-21T23:30:21+0000 profile=a prior_state="" action=registered prior_exit=unknown folded_into_root=False`},
 	}
 	for _, exit := range []string{"clean", "unclean"} {
-		want := "2026-11-21T23:30:21+0000 profile=coder prior_state=running action=started prior_exit=" + exit
-		if got := FormatBootLine(utc, "coder", "running", "started", exit); got != want {
+		want := "2026-11-21T23:30:21+0000 profile=coder prior_state=running action=started prior_exit=" + exit + " folded_into_root=False"
+		if got := FormatBootLine(utc, "coder", "running", "started", exit, false); got != want {
 			t.Errorf("FormatBootLine(%s) = %s, want %s", exit, got, want)
 		}
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := FormatBootLine(tt.t, tt.profile, tt.prior, tt.action, ""); got != tt.want {
+			if got := FormatBootLine(tt.t, tt.profile, tt.prior, tt.action, "", tt.folded); got != tt.want {
 				t.Errorf("FormatBootLine() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})

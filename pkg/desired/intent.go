@@ -14,6 +14,7 @@ import (
 const (
 	keyDesired = "desired_state"
 	keyGateway = "gateway_state"
+	keyServed  = "served_profiles"
 
 	stateRunning       = "running"
 	stateStopped       = "stopped"
@@ -151,10 +152,18 @@ func compactJSON(v any) string {
 	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
-// applyState copies the two keys the controller reads from a decoded state file into p.
+// applyState copies the keys the controller reads from a decoded state file into p.
 func applyState(p *Profile, doc map[string]any) {
 	p.DesiredState, p.DesiredStateJSON = stateValue(doc, keyDesired)
 	p.GatewayState, p.GatewayStateJSON = stateValue(doc, keyGateway)
+	if list, ok := doc[keyServed].([]any); ok {
+		p.Served = make([]string, 0, len(list))
+		for _, v := range list {
+			if s, ok := v.(string); ok {
+				p.Served = append(p.Served, s)
+			}
+		}
+	}
 }
 
 func stateValue(doc map[string]any, key string) (str, raw string) {

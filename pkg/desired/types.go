@@ -69,6 +69,10 @@ type Profile struct {
 	// (safefs.FileID.Stable). Volume.Profile reuses a previous read on an equal, stable StateID.
 	StateID     safefs.FileID
 	StateStable bool
+	// Served is the state file's served_profiles: the profiles a (root) gateway says it serves,
+	// in file order (nil when the key is absent or not a list; entries that are not strings are
+	// dropped).
+	Served []string
 }
 
 // Slot returns the s6 slot name, "gateway-<name>".

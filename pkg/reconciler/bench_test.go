@@ -35,12 +35,21 @@ func (f *failingS6) RescanPrune(context.Context, string) error { return f.call()
 // convergedVolume lays out n named profiles (and the root) with converged, supervised-looking
 // slots (benchvol), and returns a controller for it, the profile names and the s6 stand-in.
 func convergedVolume(b *testing.B, n int) (func() *reconciler.Controller, []string, *failingS6) {
+	return convergedVolumeWith(b, n, nil)
+}
+
+// convergedVolumeWith is convergedVolume with prepare (when not nil) run on the volume before
+// the slots are laid out.
+func convergedVolumeWith(b *testing.B, n int, prepare func(home string, names []string)) (func() *reconciler.Controller, []string, *failingS6) {
 	b.Helper()
 	root := b.TempDir()
 	home, scandir := filepath.Join(root, "home"), filepath.Join(root, "service")
 	names, err := benchvol.MakeHome(home, n, 0)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(home, names)
 	}
 	r, err := reconciler.NewRenderer(reconciler.Templates{}, nil, home, "")
 	if err != nil {

@@ -54,6 +54,10 @@ type Options struct {
 	HeartbeatTimeout time.Duration
 	// Version is the build's version, for profile_controller_build_info.
 	Version string
+	// Topology says which gateway serves which profile (default PerProfile); Fallback is what
+	// Multiplex does for a folded profile the root does not serve (default FallbackNone).
+	Topology Topology
+	Fallback Fallback
 	// OnReady, when set, is called once by Run when the boot pass (if any) is done and the loop
 	// is watching: the moment to tell a supervisor the controller is ready (s6 notification-fd).
 	OnReady func()
@@ -86,6 +90,12 @@ func (o *Options) defaults() {
 	if o.HeartbeatTimeout <= 0 {
 		o.HeartbeatTimeout = 120 * time.Second
 	}
+	if o.Topology == "" {
+		o.Topology = PerProfile
+	}
+	if o.Fallback == "" {
+		o.Fallback = FallbackNone
+	}
 }
 
 // Controller reconciles profiles into s6 slots.
@@ -111,9 +121,11 @@ type Controller struct {
 	guard    *volumeGuard
 	health   health
 	rootsMu  sync.Mutex
-	shared   *roots       // the loop's roots of the current resync (nil outside Run)
-	busy     atomic.Int32 // workers in a reconcile
-	keyLogs  keyLogs      // opts.Log for one key (see keyLog)
+	shared   *roots           // the loop's roots of the current resync (nil outside Run)
+	busy     atomic.Int32     // workers in a reconcile
+	keyLogs  keyLogs          // opts.Log for one key (see keyLogs)
+	topo     *topo            // Multiplex bookkeeping (topology.go)
+	enqueue  func(key string) // the loop's queue (nil outside Run)
 	// watcher is Run's file watcher while it runs (nil otherwise); watchEpoch counts its
 	// event overflows. Both decide whether a watch-verified slot may be reused (slotwatch.go).
 	watcher    atomic.Pointer[watcher]
@@ -148,6 +160,7 @@ func New(opts Options) *Controller {
 		reported:     map[reportKey]string{},
 		store:        newStore(opts.RuntimeDir),
 		guard:        newVolumeGuard(),
+		topo:         newTopo(),
 	}
 	s := newSettings(opts, 1, c.services)
 	c.live.Store(s)
@@ -235,6 +248,9 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 		}
 		log.V(1).Info("Correction pending", "pending", d.Pending)
 	}
+	if ks.NotServed != before.NotServed {
+		ks.addEvent(log, notServedEvent(lk, d.NotServed, now))
+	}
 	if problem := lookProblem(lk); problem != before.problem {
 		ks.problem = problem
 		if problem != "" {
@@ -291,9 +307,16 @@ func (c *Controller) look(r *roots, name string, boot bool, now time.Time) (look
 // lookWith is look under the configuration generation s, which the look carries on to the
 // apply and the commit: one look never mixes two generations.
 func (c *Controller) lookWith(r *roots, s *settings, name string, boot bool, now time.Time) (look, Decision) {
+	lk := c.peek(r, s, name, boot, now)
+	return lk, PlanProfile(lk.Input, s.rules)
+}
+
+// peek is look without the planning: the snapshot with the topology applied.
+func (c *Controller) peek(r *roots, s *settings, name string, boot bool, now time.Time) look {
 	ks := c.state(name)
 	lk := c.snapshot(r, s, name, &ks, boot, now)
-	return lk, PlanProfile(lk.Input, s.rules)
+	c.foldLook(r, &lk, &ks)
+	return lk
 }
 
 // ReconcileKey reconciles one profile key from its full desired and observed state. It
@@ -345,6 +368,7 @@ func (c *Controller) reportLook(log logr.Logger, lk look) {
 		warn = errors.New(lk.warning)
 	}
 	c.reportWarning(log, lk.Name, warn)
+	c.reportConfigWarning(log, lk)
 	var held error
 	if lk.HoldUnregister != "" {
 		held = errors.New(lk.HoldUnregister)

@@ -19,7 +19,8 @@ type Event struct {
 	Type string `json:"type"`
 	// Reason is one CamelCase word: Created, Started, Stopped, Marked, Updated, Published,
 	// Terminating, Killed, Unregistered, DriftCorrected, Settling, CrashLoopBackOff,
-	// BackOffExpired, Held, Stuck, Failed, InvalidProfile, UnreadableState, ForeignEntry.
+	// BackOffExpired, Held, Stuck, Failed, InvalidProfile, UnreadableState, ForeignEntry,
+	// NotServed, Served.
 	Reason string `json:"reason"`
 	// Message says what and why, in one line.
 	Message string `json:"message"`
@@ -75,7 +76,11 @@ func cause(a Action, lk look, d Decision, prevPending string) string {
 		case p.HasStateFile:
 			src = desired.StateFileName + " without a usable state"
 		}
-		return fmt.Sprintf("intent %s (%s column) from %s in %s", p.IntentAt(lk.Boot), column(lk.Boot), src, p.Dir)
+		out := fmt.Sprintf("intent %s (%s column) from %s in %s", p.IntentAt(lk.Boot), column(lk.Boot), src, p.Dir)
+		if t := topologyCause(lk, d); t != "" {
+			out += "; " + t
+		}
+		return out
 	}
 	switch a.Kind {
 	case Start, Stop:

@@ -276,6 +276,7 @@ func (c *Controller) start(ctx context.Context) bool {
 		c.bootPass(ctx)
 		return ctx.Err() == nil
 	}
+	c.prime()
 	return true
 }
 

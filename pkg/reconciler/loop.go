@@ -49,6 +49,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: controllerName, MetricsProvider: c.metrics.queueProvider()},
 	)
+	c.enqueue = queue.Add // the topology's wake-ups (topology.go); set before any worker runs
 	kick := make(chan struct{}, 1)
 	resync := make(chan struct{}, 1)
 	requestResync := func() {

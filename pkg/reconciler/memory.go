@@ -53,6 +53,9 @@ type Memory struct {
 	// NoStatusSince is when a live supervisor was first seen without a status file.
 	NoStatusSince time.Time `json:",omitzero"`
 	ActedAt       time.Time `json:",omitzero"`
+	// NotServed is set while a folded profile is NotServed (topology.go): once decided, it lasts
+	// until the root lists the profile, a controller restart included.
+	NotServed bool `json:",omitempty"`
 }
 
 // backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).

@@ -86,6 +86,8 @@ func (c *Controller) registerMetrics(reg prometheus.Registerer) *metrics {
 			func() float64 { return float64(c.countNoStatus()) }),
 		gauge("profile_controller_crashloop_profiles", "Profiles in crash-loop backoff.",
 			func() float64 { return float64(c.countCrashLooping()) }),
+		gauge("profile_controller_not_served", "Folded profiles with intent up that the root gateway, up for the settle period, does not list in served_profiles (topology multiplex).",
+			func() float64 { return float64(c.count(func(ks *keyState) bool { return ks.NotServed })) }),
 		gauge("profile_controller_pending_corrections", "Profiles whose correction waits for the settle window or a backoff.",
 			func() float64 { return float64(c.countPending()) }),
 	)
@@ -204,7 +206,7 @@ func (p *configCollector) Collect(ch chan<- prometheus.Metric) {
 
 // phase is the key's phase as status names it, from what the last look saw.
 func (ks *keyState) phase() string {
-	ps := ProfileStatus{SlotExists: ks.sup != nil || ks.Files != nil, Pending: ks.pending}
+	ps := ProfileStatus{SlotExists: ks.sup != nil || ks.Files != nil, Pending: ks.pending, NotServed: ks.NotServed}
 	if sup := ks.sup; sup != nil {
 		ps.Supervised = sup.Supervised
 		ps.StatusMissing = sup.Supervised && !sup.HasStatus
@@ -270,7 +272,7 @@ func (c *Controller) countReported() int {
 	defer c.mu.Unlock()
 	n := 0
 	for k := range c.reported {
-		if k.what != "warning" && k.what != "held" {
+		if k.what != "warning" && k.what != "config warning" && k.what != "held" {
 			n++
 		}
 	}

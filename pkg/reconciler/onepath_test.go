@@ -206,3 +206,92 @@ func TestLongNameOneProblem(t *testing.T) {
 		t.Errorf("%d problems for the long name, want 1: %v", n, rep.Problems)
 	}
 }
+
+// TestOnePathMultiplex: under the multiplex topology too, the full pass (which plans the root
+// after every folded profile) and the per-key path (which reads the controller's aggregate)
+// decide the same for every key, and the boot lines say which profiles are folded into the root.
+func TestOnePathMultiplex(t *testing.T) {
+	want := map[string][]string{
+		// Its own state says stopped, but alpha (folded) wants running.
+		"default":     {"create gateway-default (up)"},
+		"alpha":       {"mark gateway-alpha +down", "rescan gateway-alpha"}, // folded: kept down
+		"beta":        {"mark gateway-beta +down", "rescan gateway-beta"},
+		"gamma":       {"create gateway-gamma (down)"}, // folded (its config.yaml is invalid)
+		"Bad":         nil,
+		"foreignfile": nil,
+		"foreignlink": nil,
+		"stagingtoo":  {"clean-staging .gateway-stagingtoo.tmp", "create gateway-stagingtoo (up)"}, // standalone
+		"renderfails": nil,
+		"nosoul":      nil,
+		"orphan":      {"unregister gateway-orphan"},
+		"zz":          {"clean-staging .gateway-zz.tmp"},
+		"linked":      nil,
+	}
+	folded := map[string]bool{"alpha": true}
+	for _, boot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "runtime", true: "boot"}[boot], func(t *testing.T) {
+			c, home := onePathVolume(t)
+			c.opts.Topology = Multiplex
+			write := func(path, data string) {
+				t.Helper()
+				if err := os.WriteFile(filepath.Join(home, path), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("gateway_state.json", `{"desired_state":"stopped"}`)
+			write("profiles/stagingtoo/config.yaml", "gateway:\n  standalone: true\n")
+			write("profiles/gamma/config.yaml", "gateway: [\n")
+			r := c.openRoots()
+			defer r.close()
+			l, full := c.plan(r, c.settings(), boot, t0)
+			if len(full) != len(want) {
+				t.Errorf("the full pass looked at %d keys %v, want %d", len(full), l.keys, len(want))
+			}
+			for _, p := range full {
+				_, d := c.look(r, p.Name, boot, t0)
+				got := actionStrings(p.Actions)
+				if boot && p.Profile != nil {
+					got = got[1:]
+				}
+				if diff := cmp.Diff(actionStrings(d.Actions), got, equateNil); diff != "" {
+					t.Errorf("%s: per-key and full pass disagree (-per-key +full):\n%s", p.Name, diff)
+				}
+				if diff := cmp.Diff(want[p.Name], got, equateNil); diff != "" {
+					t.Errorf("%s: actions (-want +got):\n%s", p.Name, diff)
+				}
+				if p.Profile != nil && foldedIntoRoot(p.Input, p.Decision) != folded[p.Name] {
+					t.Errorf("%s: folded_into_root %v, want %v", p.Name, foldedIntoRoot(p.Input, p.Decision), folded[p.Name])
+				}
+			}
+			if lk, _ := c.look(r, "gamma", boot, t0); !strings.Contains(lk.gwConfig.Warning, "config.yaml") || !lk.Folded {
+				t.Errorf("gamma: config %+v folded %v, want a warning and folded", lk.gwConfig, lk.Folded)
+			}
+			rep := c.Pass(context.Background(), boot, true)
+			for _, line := range rep.Lines {
+				if line.FoldedIntoRoot != folded[line.Profile] {
+					t.Errorf("line %s: folded_into_root %v, want %v", line.Profile, line.FoldedIntoRoot, folded[line.Profile])
+				}
+			}
+		})
+	}
+}
+
+// TestPerProfileReadsNoConfig: under the default topology, a profile's config.yaml is never
+// read, even when it says standalone or is invalid, and nothing is counted.
+func TestPerProfileReadsNoConfig(t *testing.T) {
+	c, home := onePathVolume(t)
+	if err := os.WriteFile(filepath.Join(home, "profiles/gamma/config.yaml"), []byte("gateway: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := c.openRoots()
+	defer r.close()
+	_, full := c.plan(r, c.settings(), false, t0)
+	for _, p := range full {
+		if p.gwConfig != (desired.GatewayConfig{}) || p.Folded || p.Standalone || p.Folds != nil {
+			t.Errorf("%s: topology input %+v / %+v under perProfile", p.Name, p.Fold, p.gwConfig)
+		}
+	}
+	if len(c.topo.folds) != 0 {
+		t.Errorf("contributions counted under perProfile: %v", c.topo.folds)
+	}
+}

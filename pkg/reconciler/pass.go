@@ -21,7 +21,9 @@ type Line struct {
 	// PriorExit is how the profile's gateway ended in the previous container (boot pass only:
 	// clean, unclean or unknown, from its lifecycle ledger).
 	PriorExit string
-	Err       error
+	// FoldedIntoRoot: the root gateway serves this (named, Up) profile (see foldedIntoRoot).
+	FoldedIntoRoot bool
+	Err            error
 }
 
 // String renders the line as `reconcile` prints it.
@@ -109,12 +111,29 @@ type planned struct {
 func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (listing, []planned) {
 	l := c.list(r, nil)
 	out := make([]planned, 0, len(l.keys))
+	root := -1
 	for _, k := range l.keys {
-		lk, d := c.lookWith(r, s, k, boot, now)
-		if boot && lk.Profile != nil {
-			d.Actions = append([]Action{{Kind: CleanStale, Profile: k}}, d.Actions...)
+		if k == desired.DefaultProfile && c.opts.Topology == Multiplex {
+			// Looked at first (what it serves, for the others), planned last (its effective
+			// intent sums up every folded profile's).
+			root = len(out)
+			out = append(out, planned{look: c.peek(r, s, k, boot, now)})
+			continue
 		}
+		lk, d := c.lookWith(r, s, k, boot, now)
 		out = append(out, planned{lk, d})
+	}
+	if root >= 0 {
+		p := &out[root]
+		p.Folds = c.topo.summary()
+		p.Decision = PlanProfile(p.Input, s.rules)
+	}
+	if boot {
+		for i := range out {
+			if p := &out[i]; p.Profile != nil {
+				p.Actions = append([]Action{{Kind: CleanStale, Profile: p.Name}}, p.Actions...)
+			}
+		}
 	}
 	return l, out
 }
@@ -203,14 +222,18 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		if p.warning != "" {
 			rep.Warnings = append(rep.Warnings, errors.New(p.warning))
 		}
+		if p.gwConfig.Warning != "" {
+			rep.Warnings = append(rep.Warnings, errors.New(p.gwConfig.Warning))
+		}
 		if p.Profile == nil {
 			continue
 		}
 		rep.Lines = append(rep.Lines, Line{
 			Profile: p.Name, PriorState: p.Profile.PriorState(),
-			Action:    outcome(boot, p.Profile.IntentAt(boot), p.Actions, p.Decision),
-			PriorExit: priorExit[p.Name],
-			Err:       res.Errors[p.Name],
+			Action:         outcome(boot, p.Decision.Intent, p.Actions, p.Decision),
+			PriorExit:      priorExit[p.Name],
+			FoldedIntoRoot: foldedIntoRoot(p.Input, p.Decision),
+			Err:            res.Errors[p.Name],
 		})
 	}
 	for _, pr := range rep.Problems {
@@ -312,7 +335,7 @@ func (c *Controller) finishBoot(now time.Time, lines []Line) (warning, err error
 			if l.Action == "unregistered" {
 				continue
 			}
-			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l), l.PriorExit))
+			out = append(out, volume.FormatBootLine(now, l.Profile, l.PriorState, bootAction(l), l.PriorExit, l.FoldedIntoRoot))
 		}
 		// The boot logger's errors say "boot log: ..." themselves.
 		warning = c.opts.BootLog(out)

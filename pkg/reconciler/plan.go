@@ -80,6 +80,8 @@ type Input struct {
 	// "starting", no or an unusable state file): it was started in this container, by an earlier
 	// boot pass that did not finish or by s6. An explicit stop (runtime column down) still stops it.
 	ContainerBoot time.Time
+	// Fold is the topology's part (topology.go); zero under PerProfile.
+	Fold
 }
 
 // Decision is the planner's answer for one profile.
@@ -95,6 +97,11 @@ type Decision struct {
 	// KeptUp is set on a boot pass that left a gateway started in this container running
 	// although the boot column says down (see Input.ContainerBoot).
 	KeptUp bool
+	// Intent is the intent the slot was planned for (the topology applied; see foldProfile).
+	Intent desired.Intent
+	// NotServed: a folded profile whose intent is Up is not listed by the root gateway that has
+	// been up for the settle period.
+	NotServed bool
 }
 
 // slotUnwanted reports whether the key's slot is to be taken down: there is a slot, no valid profile,
@@ -105,7 +112,22 @@ func (in Input) slotUnwanted() bool {
 }
 
 // PlanProfile decides the actions for one profile key. It is pure: no I/O, no clock reads.
+// The topology is applied first (foldProfile): the slot is planned for the effective intent.
 func PlanProfile(in Input, r Rules) Decision {
+	in, notServed, recheck := foldProfile(in, r)
+	d := planSlot(in, r)
+	d.NotServed, d.Memory.NotServed = notServed, notServed
+	if recheck > 0 && (d.RequeueAfter <= 0 || recheck < d.RequeueAfter) {
+		d.RequeueAfter = recheck
+	}
+	if in.Profile != nil {
+		d.Intent = in.Profile.IntentAt(in.Boot)
+	}
+	return d
+}
+
+// planSlot plans one key's slot for the intent of in.Profile.
+func planSlot(in Input, r Rules) Decision {
 	var d Decision
 	d.Memory = in.Memory
 	p, slot := in.Profile, in.Slot

@@ -118,6 +118,9 @@ type keyState struct {
 	// none). See slotwatch.go.
 	watch    *slotWatch
 	verified *slotVerified
+	// gwConfig is the last read of the profile's config.yaml (Multiplex only; nil when none, so
+	// that perProfile keeps no more per key than before).
+	gwConfig *desired.GatewayConfig
 }
 
 // look is one key's snapshot: the planner's input, plus what the caller reports.
@@ -136,6 +139,8 @@ type look struct {
 	// read but reused from an earlier watch-verified read.
 	mark   slotMark
 	reused bool
+	// gwConfig is the profile's config.yaml as read under Multiplex (zero otherwise).
+	gwConfig desired.GatewayConfig
 }
 
 // snapshot reads one key's full desired and observed state through r into the planner's input.
@@ -291,6 +296,11 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.Memory = d.Memory
 	ks.pending = d.Pending
 	ks.profile = lk.Profile
+	ks.gwConfig = nil
+	if lk.gwConfig != (desired.GatewayConfig{}) {
+		gc := lk.gwConfig
+		ks.gwConfig = &gc
+	}
 	if ks.watch == nil {
 		ks.watch = &slotWatch{}
 	}

@@ -52,6 +52,16 @@ type ProfileStatus struct {
 	// Stale is set when s6 says up but the heartbeat is older than heartbeatTimeout (report only).
 	Heartbeat string `json:"heartbeat,omitempty"`
 	Stale     bool   `json:"stale,omitempty"`
+	// ServedBy is the slot whose gateway serves the profile: its own, or gateway-default for a
+	// profile folded into the root (topology multiplex); "" without a valid profile. Folded is
+	// set for such a profile; NotServed when the root has been up for the settle period without
+	// listing it in served_profiles (with multiplex.fallback ownSlot, ServedBy is then its own slot).
+	// EffectiveIntent is the root's intent with the folded profiles' counted in, when it
+	// differs from its own (topology multiplex).
+	EffectiveIntent string `json:"effectiveIntent,omitempty"`
+	ServedBy        string `json:"servedBy,omitempty"`
+	Folded          bool   `json:"folded,omitempty"`
+	NotServed       bool   `json:"notServed,omitempty"`
 	// Events is the profile's recent history, newest last.
 	Events []Event `json:"events,omitempty"`
 }
@@ -145,6 +155,13 @@ func profileStatus(p planned, ports map[int][]string) ProfileStatus {
 		ps.Intent, ps.BootIntent = pr.Intent.String(), pr.BootIntent.String()
 		ps.PriorState, ps.DesiredState, ps.GatewayState = pr.PriorState(), pr.DesiredState, pr.GatewayState
 		ps.Port, ps.Warning = pr.Port, pr.Warning
+		if w := p.gwConfig.Warning; w != "" {
+			ps.Warning = strings.TrimPrefix(ps.Warning+"; "+w, "; ")
+		}
+		ps.ServedBy, ps.Folded, ps.NotServed = servedBy(p.Input, p.Decision), p.Folded, p.NotServed
+		if p.Folds != nil && p.Decision.Intent != pr.IntentAt(p.Boot) {
+			ps.EffectiveIntent = p.Decision.Intent.String()
+		}
 		for _, other := range ports[pr.Port] {
 			if other != name {
 				ps.PortConflict = append(ps.PortConflict, other)
@@ -218,6 +235,8 @@ func phaseOf(ps ProfileStatus, m Memory) string {
 	case ps.StatusMissing:
 		// A live supervisor that wrote no status: s6-svstat fails, and the gateway may run.
 		return "NoStatus"
+	case ps.NotServed:
+		return "NotServed"
 	case m.Crashed && !ps.WantUp:
 		return "CrashLoopBackOff"
 	case strings.HasPrefix(ps.Pending, "Blocked"):

@@ -170,7 +170,8 @@ func sameDurable(x, y keyState) bool {
 	a, b := x.Memory, y.Memory
 	return a.Intent == b.Intent && a.Accepted == b.Accepted && a.IntentSince.Equal(b.IntentSince) && a.StartedAt.Equal(b.StartedAt) &&
 		a.Crashed == b.Crashed && a.Failures == b.Failures && a.NextStart.Equal(b.NextStart) &&
-		a.TerminatingSince.Equal(b.TerminatingSince) && a.Killed == b.Killed && a.TermSent == b.TermSent
+		a.TerminatingSince.Equal(b.TerminatingSince) && a.Killed == b.Killed && a.TermSent == b.TermSent &&
+		a.NotServed == b.NotServed
 }
 
 func sameGID(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

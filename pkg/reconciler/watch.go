@@ -20,7 +20,7 @@ const (
 	watchHome      watchKind = iota // HERMES_HOME: profiles/ and the root's state file
 	watchProfiles                   // profiles/: its entries
 	watchScandir                    // the scandir: its slot entries
-	watchProfile                    // profiles/<key>: its state file and SOUL.md
+	watchProfile                    // profiles/<key>: its state file, SOUL.md (and config.yaml)
 	watchSlot                       // <scandir>/gateway-<key>
 	watchLog                        // <scandir>/gateway-<key>/log
 	watchSupervise                  // <scandir>/gateway-<key>/supervise
@@ -312,7 +312,8 @@ func (w *watcher) handle(ev inotify.Event) {
 			w.addProfile(ev.Name, w)
 		}
 	case watchProfile:
-		if ev.Name == desired.StateFileName || ev.Name == desired.SoulFileName {
+		if ev.Name == desired.StateFileName || ev.Name == desired.SoulFileName ||
+			(ev.Name == desired.ConfigFileName && w.c.opts.Topology == Multiplex) {
 			w.addProfile(e.key, w)
 		}
 	case watchScandir:

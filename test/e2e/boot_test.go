@@ -18,7 +18,7 @@ import (
 var reconcileLine = regexp.MustCompile(`^reconcile: profile=(\S+) prior_state=(\S+) action=(\S+)$`)
 
 // bootLogLine is one line of HERMES_HOME/logs/container-boot.log.
-var bootLogLine = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}) profile=(\S+) prior_state=(\S+) action=(started|registered|skipped) prior_exit=(clean|unclean|unknown)$`)
+var bootLogLine = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}) profile=(\S+) prior_state=(\S+) action=(started|registered|skipped) prior_exit=(clean|unclean|unknown) folded_into_root=(True|False)$`)
 
 type outcome struct{ Prior, Action string }
 

@@ -62,7 +62,7 @@ var _ = Describe("CLI: status, describe, render, diff and plan against a real tr
 		Expect(code).To(Equal(0), stderr)
 		lines := strings.Split(strings.TrimSpace(stdout), "\n")
 		Expect(lines).To(HaveLen(2), stdout)
-		Expect(lines[0]).To(MatchRegexp(`^PROFILE +INTENT +BOOT +PRIOR +DESIRED +GATEWAY +PHASE +STATE +READY +PID +PORT +DEATHS +AGE +ACTIONS +NOTE$`))
+		Expect(lines[0]).To(MatchRegexp(`^PROFILE +INTENT +BOOT +PRIOR +DESIRED +GATEWAY +PHASE +STATE +READY +PID +PORT +SERVED-BY +DEATHS +AGE +ACTIONS +NOTE$`))
 		Expect(lines[1]).To(MatchRegexp(`^coder +up +up +running +running +running +Running +up `))
 
 		By("status -o json and -o yaml carry the version")

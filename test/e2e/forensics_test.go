@@ -44,10 +44,10 @@ var _ = Describe("exit forensics: the lifecycle ledger and the heartbeat", func(
 		env.StartSvscan()
 		_, stderr, code := env.CLI("reconcile", "--once", "--boot")
 		Expect(code).To(Equal(0), stderr)
-		Expect(bootLine("cleanly")).To(HaveSuffix(" prior_exit=clean"))
-		Expect(bootLine("killed")).To(HaveSuffix(" prior_exit=unclean"))
-		Expect(bootLine("fresh")).To(HaveSuffix(" prior_exit=unknown"))
-		Expect(bootLine("broken")).To(HaveSuffix(" prior_exit=unknown"))
+		Expect(bootLine("cleanly")).To(HaveSuffix(" prior_exit=clean folded_into_root=False"))
+		Expect(bootLine("killed")).To(HaveSuffix(" prior_exit=unclean folded_into_root=False"))
+		Expect(bootLine("fresh")).To(HaveSuffix(" prior_exit=unknown folded_into_root=False"))
+		Expect(bootLine("broken")).To(HaveSuffix(" prior_exit=unknown folded_into_root=False"))
 
 		By("the fake gateway's own ledger: the container stops (SIGTERM), the next boot says clean")
 		Eventually(func(g Gomega) { env.ExpectSettled(g, "fresh") }).WithTimeout(convergeTimeout).Should(Succeed())
@@ -64,7 +64,7 @@ var _ = Describe("exit forensics: the lifecycle ledger and the heartbeat", func(
 				second = l
 			}
 		}
-		Expect(second).To(HaveSuffix(" prior_exit=clean"), "second boot: %q", lines[before-1:])
+		Expect(second).To(HaveSuffix(" prior_exit=clean folded_into_root=False"), "second boot: %q", lines[before-1:])
 	})
 
 	It("reports Stale in status when s6 says up but the heartbeat is old, and never acts on it", func() {

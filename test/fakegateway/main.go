@@ -13,7 +13,11 @@
 //   - it keeps the lifecycle ledger <profile dir>/state/gateway.lifecycle.json ({"phase":"running",
 //     "pid"} at start, {"phase":"exited","exit_code"} on every exit path; a SIGKILL leaves
 //     "running"), touches state/gateway.heartbeat every FAKE_GATEWAY_HEARTBEAT (default 1s; "off":
-//     never), and lists the profile it serves as served_profiles in the state file;
+//     never), and lists the profiles it serves as served_profiles in the state file: its own
+//     profile, or, when a "fake-serves" file lies next to the state file, the names it holds (one
+//     a line). That file is re-read every FAKE_GATEWAY_SERVES_POLL (default 100ms) while the
+//     gateway runs, and a change is merged into the state file, so a test can change at runtime
+//     what a root gateway in multiplex mode serves (its multiplex guard refusing a profile);
 //   - --crash-after D exits 1 after running for D; FAKE_GATEWAY_EXIT_CODE=N exits N right after
 //     persisting "running".
 //
@@ -29,6 +33,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -37,6 +43,7 @@ const (
 	exitFatalConfig = 78
 	fatalConfigFile = "fatal-config"
 	plannedStopFile = ".planned-stop"
+	servesFile      = "fake-serves"
 )
 
 func main() {
@@ -134,6 +141,7 @@ func run() int {
 	}
 	persist(*stateFile, "running")
 	logf("running (pid %d)", os.Getpid())
+	go watchServes(*stateFile)
 	if hasExitCode {
 		logf("FAKE_GATEWAY_EXIT_CODE set, exiting %d", exitCode)
 		return exitCode
@@ -171,10 +179,46 @@ func persist(stateFile, gatewayState string) {
 		"gateway_state":   gatewayState,
 		"pid":             os.Getpid(),
 		"updated_at":      time.Now().UTC().Format(time.RFC3339),
-		"served_profiles": []string{profileName(stateFile)},
+		"served_profiles": servedProfiles(stateFile),
 	}
 	if err := mergeWrite(stateFile, fields); err != nil {
 		logf("persist %s: %v", gatewayState, err)
+	}
+}
+
+// servedProfiles is what the gateway lists as served: the lines of the fake-serves file next to
+// the state file when there is one, else its own profile.
+func servedProfiles(stateFile string) []string {
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(stateFile), servesFile))
+	if err != nil {
+		return []string{profileName(stateFile)}
+	}
+	out := []string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// watchServes merges a change of servedProfiles into the state file, polling.
+func watchServes(stateFile string) {
+	every, err := envDuration("FAKE_GATEWAY_SERVES_POLL", 100*time.Millisecond)
+	if err != nil || every <= 0 {
+		every = 100 * time.Millisecond
+	}
+	last := strings.Join(servedProfiles(stateFile), "\n")
+	for range time.Tick(every) {
+		now := servedProfiles(stateFile)
+		if key := strings.Join(now, "\n"); key != last {
+			last = key
+			if err := mergeWrite(stateFile, map[string]any{"served_profiles": now}); err != nil {
+				logf("persist served_profiles: %v", err)
+			} else {
+				logf("serving %v", now)
+			}
+		}
 	}
 }
 
@@ -188,9 +232,15 @@ func profileName(stateFile string) string {
 	return "default"
 }
 
+// writeMu serialises the read-merge-writes of the state file (watchServes runs beside the main
+// flow).
+var writeMu sync.Mutex
+
 // mergeWrite lays fields over the JSON object on disk (a missing or unparsable file counts as
 // empty) and replaces the file atomically with the compact result.
 func mergeWrite(path string, fields map[string]any) error {
+	writeMu.Lock()
+	defer writeMu.Unlock()
 	record := map[string]any{}
 	if data, err := os.ReadFile(path); err == nil {
 		var onDisk map[string]any
