@@ -175,8 +175,9 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 		return err
 	}
 	defer unlock()
-	// The volume lease, for the pass's duration: a standby registers nothing and succeeds.
-	role, err := ctl.TakeLease()
+	// The volume lease, for the pass's duration: a standby registers nothing and succeeds. The
+	// identity is written only before the first action: a pass with nothing to do writes nothing.
+	role, err := ctl.TakeLeaseQuietly()
 	if err != nil {
 		return err
 	}

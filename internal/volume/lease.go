@@ -106,6 +106,11 @@ type Lease struct {
 	id     FileKey
 	check  string // the path whose inode must stay the locked one: the lease file, or HERMES_HOME
 	onDir  bool   // a read-only volume without a lease file: HERMES_HOME itself is locked
+	// st is the locked file's stat at open; writable is false on a read-only volume;
+	// announced is set once the holder's identity is in the file.
+	st        unix.Stat_t
+	writable  bool
+	announced bool
 }
 
 // ID is the locked file's device and inode.
@@ -145,6 +150,20 @@ func (l *Lease) Release() {
 // ErrLeaseHeld) naming the holder read from the file (at most MaxLeaseContent bytes; garbage
 // gives an unknown holder).
 func AcquireLease(home string, self Holder) (*Lease, error) {
+	l, err := LockLease(home, self)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Announce(); err != nil {
+		l.f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// LockLease is AcquireLease without writing anything: the lease is held, and the holder's
+// identity is written by Announce (the file keeps naming the previous holder until then).
+func LockLease(home string, self Holder) (*Lease, error) {
 	path := home + "/" + LeaseName
 	dir, err := safefs.OpenDir(home)
 	if err != nil {
@@ -171,40 +190,45 @@ func AcquireLease(home string, self Holder) (*Lease, error) {
 		}
 		return nil, fmt.Errorf("lease %s: flock: %w", path, err)
 	}
-	l := &Lease{f: f, path: path, holder: self, id: FileKey{st.Dev, st.Ino}, check: path}
-	if mode != readWrite {
-		// A read-only volume: locked as it is, no identity written.
-		if mode == onDir {
-			l.check, l.onDir = home, true
-		}
-		return l, nil
-	}
-	euid, egid := os.Geteuid(), os.Getegid()
-	if int(st.Uid) != euid || st.Mode&0o7777 != 0o600 {
-		if err := unix.Fchown(fd, euid, egid); err != nil && euid == 0 {
-			f.Close()
-			return nil, fmt.Errorf("lease %s: chown: %w", path, err)
-		}
-		if err := unix.Fchmod(fd, 0o600); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lease %s: chmod: %w", path, err)
-		}
-	}
-	line, err := json.Marshal(self)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lease %s: %w", path, err)
-	}
-	line = append(line, '\n')
-	if _, err := f.WriteAt(line, 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lease %s: write: %w", path, err)
-	}
-	if err := f.Truncate(int64(len(line))); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lease %s: truncate: %w", path, err)
+	l := &Lease{f: f, path: path, holder: self, id: FileKey{st.Dev, st.Ino}, check: path, st: st, writable: mode == readWrite}
+	if mode == onDir {
+		l.check, l.onDir = home, true
 	}
 	return l, nil
+}
+
+// Announce writes the holder's identity into the locked file (taking an existing file back
+// from another owner or mode first: an image's chown -R of the volume must not leave the volume
+// without an owner). It writes once per Lease, and nothing on a read-only volume (the file is
+// locked as it is). AcquireLease announces at once; a caller of LockLease announces before it
+// first acts, so that a pass with nothing to do writes nothing.
+func (l *Lease) Announce() error {
+	if l.announced || !l.writable {
+		return nil
+	}
+	fd := int(l.f.Fd())
+	euid, egid := os.Geteuid(), os.Getegid()
+	if int(l.st.Uid) != euid || l.st.Mode&0o7777 != 0o600 {
+		if err := unix.Fchown(fd, euid, egid); err != nil && euid == 0 {
+			return fmt.Errorf("lease %s: chown: %w", l.path, err)
+		}
+		if err := unix.Fchmod(fd, 0o600); err != nil {
+			return fmt.Errorf("lease %s: chmod: %w", l.path, err)
+		}
+	}
+	line, err := json.Marshal(l.holder)
+	if err != nil {
+		return fmt.Errorf("lease %s: %w", l.path, err)
+	}
+	line = append(line, '\n')
+	if _, err := l.f.WriteAt(line, 0); err != nil {
+		return fmt.Errorf("lease %s: write: %w", l.path, err)
+	}
+	if err := l.f.Truncate(int64(len(line))); err != nil {
+		return fmt.Errorf("lease %s: truncate: %w", l.path, err)
+	}
+	l.announced = true
+	return nil
 }
 
 // How the lease file was opened.

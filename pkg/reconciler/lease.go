@@ -130,13 +130,25 @@ func (c *Controller) Standby() string { return c.Role().Message() }
 // with Options.Standby never. It returns the role. The error is set only when the lease file
 // itself is refused or unusable (not when another controller holds it): one line naming the file.
 func (c *Controller) TakeLease() (LeaseStatus, error) {
+	return c.takeLease(true)
+}
+
+// TakeLeaseQuietly is TakeLease without writing the lease file yet: the controller's identity
+// goes into it only before its first action (announceLease), so that a one-shot pass with
+// nothing to do writes nothing on the volume. Until then other controllers see the previous
+// holder's identity.
+func (c *Controller) TakeLeaseQuietly() (LeaseStatus, error) {
+	return c.takeLease(false)
+}
+
+func (c *Controller) takeLease(announce bool) (LeaseStatus, error) {
 	if c.opts.Standby || !c.opts.Lease {
 		return c.Role(), nil
 	}
 	if c.own.lease != nil {
 		return c.Role(), nil
 	}
-	err := c.acquire()
+	err := c.acquire(announce)
 	if err == nil {
 		c.own.set(modeOwner)
 	}
@@ -148,9 +160,13 @@ func (c *Controller) TakeLease() (LeaseStatus, error) {
 
 // acquire takes the lease and records the role it leaves the controller in (the mode is the
 // caller's to change).
-func (c *Controller) acquire() error {
+func (c *Controller) acquire(announce bool) error {
 	host, _ := os.Hostname()
-	l, err := volume.AcquireLease(c.opts.HermesHome, volume.Holder{Host: host, PID: os.Getpid(),
+	take := volume.LockLease
+	if announce {
+		take = volume.AcquireLease
+	}
+	l, err := take(c.opts.HermesHome, volume.Holder{Host: host, PID: os.Getpid(),
 		Since: c.opts.Now().UTC().Truncate(time.Second), CheckEvery: c.settings().resyncPeriod.String()})
 	var held *volume.LeaseHeldError
 	switch {
@@ -165,6 +181,15 @@ func (c *Controller) acquire() error {
 		c.own.status.Store(&LeaseStatus{Role: RoleStandby, Reason: err.Error(), PID: os.Getpid()})
 	}
 	return err
+}
+
+// announceLease writes the controller's identity into a lease taken quietly, before it acts;
+// a failure is a warning (the lock, not the text, is what excludes other controllers).
+func (c *Controller) announceLease() error {
+	if l := c.own.lease; l != nil {
+		return l.Announce()
+	}
+	return nil
 }
 
 // ReleaseLease drops the volume lease, if held. The controller is then standby.
@@ -200,7 +225,7 @@ func (c *Controller) checkLease(ctx context.Context) {
 		}
 		l.Release()
 		c.own.lease = nil
-		if err := c.acquire(); err == nil {
+		if err := c.acquire(true); err == nil {
 			log.Info("Lease re-taken", "reason", verr.Error(), "lease", c.own.lease.Path())
 			c.publishRole()
 			return
@@ -223,7 +248,7 @@ func (c *Controller) checkLease(ctx context.Context) {
 		c.own.status.Store(&LeaseStatus{Role: RoleOwner, Owner: h.String(), Since: h.SinceText(), PID: os.Getpid()})
 	default:
 		before := c.Role()
-		if err := c.acquire(); err != nil {
+		if err := c.acquire(true); err != nil {
 			if now := c.Role(); now != before {
 				log.Info("Standby", "standby", now.Message())
 				c.publishRole()

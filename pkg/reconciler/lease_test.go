@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,4 +227,38 @@ func TestLeaseSameFileTakesOverAtOnce(t *testing.T) {
 	if modeOf(b.own.token()) != modeOwner {
 		t.Fatalf("B did not take over at once: %q", b.Standby())
 	}
+}
+
+// TestLeaseQuietUntilItActs: a lease taken quietly (reconcile --once) leaves the file as the
+// previous holder wrote it until the controller acts; a pass with actions names the controller
+// before applying them (here they fail: the stand-in s6 refuses every call).
+func TestLeaseQuietUntilItActs(t *testing.T) {
+	c, _, _ := leaseVolume(t, false)
+	leasePath := filepath.Join(c.opts.HermesHome, volume.LeaseName)
+	prev := []byte(`{"host":"other","pid":1,"since":"2026-01-01T00:00:00Z"}` + "\n")
+	if err := os.WriteFile(leasePath, prev, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Lstat(leasePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role, err := c.TakeLeaseQuietly(); err != nil || role.Role != RoleOwner {
+		t.Fatalf("TakeLeaseQuietly = %+v, %v", role, err)
+	}
+	if rep := c.Pass(context.Background(), false, true); len(rep.Actions) == 0 {
+		t.Fatal("the dry run planned nothing; the volume wants two slots")
+	}
+	got, _ := os.ReadFile(leasePath)
+	after, err := os.Lstat(leasePath)
+	if err != nil || string(got) != string(prev) || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("the lease taken quietly wrote the file before acting: %q, %v", got, err)
+	}
+
+	c.Pass(context.Background(), false, false) // acts (and fails at s6)
+	got, _ = os.ReadFile(leasePath)
+	if !strings.Contains(string(got), fmt.Sprintf(`"pid":%d`, os.Getpid())) {
+		t.Errorf("a pass that acted left the lease file %q; want this controller's identity", got)
+	}
+	c.ReleaseLease()
 }

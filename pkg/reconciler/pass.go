@@ -205,7 +205,14 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		if !ok {
 			return Report{Err: ErrStandby} // the lease was lost during the look
 		}
+		var announceErr error
+		if len(actions) > 0 {
+			announceErr = c.announceLease() // a pass with nothing to do writes nothing
+		}
 		res = s.exec.Apply(ctx, actions)
+		if announceErr != nil {
+			res.Warnings = append(res.Warnings, announceErr)
+		}
 		release()
 		c.metrics.applied(actions, res)
 		for _, p := range ps {
