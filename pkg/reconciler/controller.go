@@ -269,7 +269,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	c.mu.Lock()
 	c.keys[name] = ks
 	c.mu.Unlock()
-	if old == nil || !sameDurable(before, *ks) {
+	if old == nil || !sameDurable(&before, ks) {
 		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
 }

@@ -33,7 +33,7 @@ type slotVerified struct {
 	events uint64         // the key's slotWatch count before the read
 	epoch  uint64         // the controller's watchEpoch before the read
 	gen    string         // the Renderer generation it was compared with
-	reuses int            // looks that reused it so far
+	reuses atomic.Int32   // looks that reused it so far (only the key's worker adds)
 }
 
 // slotMark is taken before a slot is read: the counts a verified read is valid for.
@@ -66,7 +66,7 @@ func (c *Controller) markSlot(name string, ks *keyState) slotMark {
 // (nil: read it).
 func (c *Controller) reusableSlot(ks *keyState, s *settings) *observed.Slot {
 	v := ks.verified
-	if v == nil || ks.watch == nil || c.watcher.Load() == nil || v.reuses >= maxSlotReuses ||
+	if v == nil || ks.watch == nil || c.watcher.Load() == nil || v.reuses.Load() >= maxSlotReuses ||
 		ks.watch.events.Load() != v.events || c.watchEpoch.Load() != v.epoch || v.gen != s.renderer.Generation() {
 		return nil
 	}

@@ -305,9 +305,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 		ks.watch = &slotWatch{}
 	}
 	if lk.reused && len(d.Actions) == 0 {
-		v := *ks.verified
-		v.reuses++
-		ks.verified = &v // Files, Gen and sup stay those of the verified read
+		ks.verified.reuses.Add(1) // Files, Gen and sup stay those of the verified read
 		return
 	}
 	ks.verified = nil

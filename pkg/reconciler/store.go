@@ -162,7 +162,7 @@ func (c *Controller) flushMemory() {
 }
 
 // sameDurable reports whether two key states would write the same memory file.
-func sameDurable(x, y keyState) bool {
+func sameDurable(x, y *keyState) bool {
 	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
