@@ -251,10 +251,13 @@ func (e *Env) runCLI(limit, waitDelay time.Duration, args []string) (stdout, std
 }
 
 // StartController starts `profile-controller run` in the background; its output goes to Logs.
-func (e *Env) StartController() {
+func (e *Env) StartController() { e.StartControllerEnv() }
+
+// StartControllerEnv is StartController with extra environment variables (K=V).
+func (e *Env) StartControllerEnv(extra ...string) {
 	Expect(e.controller).To(BeNil(), "controller already running")
 	cmd := exec.Command(controllerBin, "--config", e.ConfigPath, "run")
-	cmd.Env = e.environ()
+	cmd.Env = e.environ(extra...)
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second

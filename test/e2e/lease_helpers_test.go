@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,23 +38,6 @@ func (e *Env) NewPeer() *Env {
 	p.Home = link
 	Expect(os.WriteFile(p.ConfigPath, []byte(p.configYAML()), 0o644)).To(Succeed())
 	return p
-}
-
-// StartControllerEnv is StartController with extra environment variables (K=V).
-func (e *Env) StartControllerEnv(extra ...string) {
-	Expect(e.controller).To(BeNil(), "controller already running")
-	cmd := exec.Command(controllerBin, "--config", e.ConfigPath, "run")
-	cmd.Env = e.environ(extra...)
-	cmd.Stdout, cmd.Stderr = e.logs, e.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 2 * time.Second
-	Expect(cmd.Start()).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	e.controller, e.controllerDone = cmd, done
 }
 
 // KillContainer stops this container the hard way: every process of the Env (the controller,

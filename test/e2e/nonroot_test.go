@@ -29,26 +29,30 @@ const (
 
 // createNonrootUser adds a real system account nonrootUser (no home, no login shell) with a
 // group of its own, and removes both when the spec ends. It returns the account's uid and gid.
-func createNonrootUser() (uid, gid int) {
-	if u, err := user.LookupId(strconv.Itoa(nonrootUID)); err == nil && u.Username != nonrootUser {
-		Fail(fmt.Sprintf("uid %d is taken by %q; the non-root spec needs it for %s", nonrootUID, u.Username, nonrootUser))
+func createNonrootUser() (uid, gid int) { return createUser(nonrootUser, nonrootUID) }
+
+// createUser adds the system account name with uid (no home, no login shell) and a group of its
+// own, removes a leftover of an interrupted run first, and removes both when the spec ends. It
+// fails the spec when uid belongs to another account. It returns the uid and gid.
+func createUser(name string, id int) (uid, gid int) {
+	if u, err := user.LookupId(strconv.Itoa(id)); err == nil && u.Username != name {
+		Fail(fmt.Sprintf("uid %d is taken by %q; this spec needs it for %s", id, u.Username, name))
 	}
-	if _, err := user.Lookup(nonrootUser); err == nil {
-		// A leftover of an interrupted run.
-		out, err := exec.Command("userdel", nonrootUser).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "userdel leftover %s: %s", nonrootUser, out)
+	if _, err := user.Lookup(name); err == nil {
+		out, err := exec.Command("userdel", name).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "userdel leftover %s: %s", name, out)
 	}
-	out, err := exec.Command("useradd", "--no-create-home", "--user-group", "--uid", strconv.Itoa(nonrootUID),
-		"--shell", "/usr/sbin/nologin", nonrootUser).CombinedOutput()
+	out, err := exec.Command("useradd", "--no-create-home", "--user-group", "--uid", strconv.Itoa(id),
+		"--shell", "/usr/sbin/nologin", name).CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "useradd: %s", out)
 	DeferCleanup(func() {
-		out, err := exec.Command("userdel", nonrootUser).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "userdel %s: %s", nonrootUser, out)
-		if _, err := user.LookupGroup(nonrootUser); err == nil {
-			_ = exec.Command("groupdel", nonrootUser).Run()
+		out, err := exec.Command("userdel", name).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "userdel %s: %s", name, out)
+		if _, err := user.LookupGroup(name); err == nil {
+			_ = exec.Command("groupdel", name).Run()
 		}
 	})
-	u, err := user.Lookup(nonrootUser)
+	u, err := user.Lookup(name)
 	Expect(err).NotTo(HaveOccurred())
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)

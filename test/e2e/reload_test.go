@@ -5,11 +5,9 @@ package e2e
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -204,26 +202,7 @@ const (
 // createReloadUser adds reloadUser with a group of its own, removed when the spec ends, and
 // returns its gid.
 func createReloadUser() int {
-	if u, err := user.LookupId(strconv.Itoa(reloadUID)); err == nil && u.Username != reloadUser {
-		Fail(fmt.Sprintf("uid %d is taken by %q; the reload spec needs it for %s", reloadUID, u.Username, reloadUser))
-	}
-	if _, err := user.Lookup(reloadUser); err == nil {
-		out, err := exec.Command("userdel", reloadUser).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "userdel leftover %s: %s", reloadUser, out)
-	}
-	out, err := exec.Command("useradd", "--no-create-home", "--user-group", "--uid", strconv.Itoa(reloadUID),
-		"--shell", "/usr/sbin/nologin", reloadUser).CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "useradd: %s", out)
-	DeferCleanup(func() {
-		out, err := exec.Command("userdel", reloadUser).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), "userdel %s: %s", reloadUser, out)
-		if _, err := user.LookupGroup(reloadUser); err == nil {
-			_ = exec.Command("groupdel", reloadUser).Run()
-		}
-	})
-	u, err := user.Lookup(reloadUser)
-	Expect(err).NotTo(HaveOccurred())
-	gid, _ := strconv.Atoi(u.Gid)
+	_, gid := createUser(reloadUser, reloadUID)
 	return gid
 }
 
