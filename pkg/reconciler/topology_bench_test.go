@@ -33,18 +33,7 @@ func BenchmarkReconcileKeyMultiplex(b *testing.B) {
 				if err := ctl.Pass(ctx, false, false).Err; err != nil { // counts every profile
 					b.Fatal(err)
 				}
-				if _, err := ctl.ReconcileKey(ctx, key); err != nil {
-					b.Fatal(err)
-				}
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := ctl.ReconcileKey(ctx, key); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if fake.calls.Load() != 0 {
-					b.Fatalf("%d s6 calls", fake.calls.Load())
-				}
+				loopReconcileKey(b, ctl, key, fake)
 			})
 		}
 	}

@@ -342,12 +342,18 @@ type faultStatusDoc struct {
 
 // StatusJSON runs `status -o json` and decodes it (through g, so it can sit in an Eventually).
 func (e *Env) StatusJSON(g Gomega) faultStatusDoc {
+	var doc faultStatusDoc
+	e.statusInto(g, &doc)
+	return doc
+}
+
+// statusInto runs `status -o json` and decodes it into doc (through g); it returns the output.
+func (e *Env) statusInto(g Gomega, doc any) string {
 	stdout, stderr, code := e.CLI("status", "-o", "json")
 	// 3: some profile is unhealthy (crash loop, no supervisor, a problem): the document says which.
 	g.Expect(code).To(Or(Equal(0), Equal(3)), "status -o json: %s", stderr)
-	var doc faultStatusDoc
-	g.Expect(json.Unmarshal([]byte(stdout), &doc)).To(Succeed(), "status -o json output: %s", stdout)
-	return doc
+	g.Expect(json.Unmarshal([]byte(stdout), doc)).To(Succeed(), "status -o json output: %s", stdout)
+	return stdout
 }
 
 // Profile returns the status entry of a profile (failing through g when there is none).

@@ -40,6 +40,19 @@ func (e *Env) NewPeer() *Env {
 	return p
 }
 
+// ownerAndStandby starts container a converged on names and owning the volume, then container
+// b beside it, standing by.
+func ownerAndStandby(names []string) (a, b *Env) {
+	a = NewEnv()
+	b = a.NewPeer()
+	a.RunningProfiles(names...)
+	a.StartConverged(func(g Gomega) { ExpectOnlyActing(g, a, names) })
+	b.StartSvscan()
+	b.StartController()
+	Eventually(func(g Gomega) { g.Expect(b.LogsMatching("Standby")).NotTo(BeEmpty()) }).WithTimeout(convergeTimeout).Should(Succeed())
+	return a, b
+}
+
 // KillContainer stops this container the hard way: every process of the Env (the controller,
 // s6-svscan, every supervisor, gateway and logger) gets SIGKILL at once, as when the container's
 // cgroup is killed, and its tmpfs (the scandir and the runtime dir) goes (WipeRun). The kernel

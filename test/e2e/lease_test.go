@@ -126,14 +126,8 @@ var _ = Describe("volume lease: one owner per volume", func() {
 	})
 
 	It("lets exactly one side act when the lease file is replaced, and neither when it is a symlink", func() {
-		a := NewEnv()
-		b := a.NewPeer()
+		a, b := ownerAndStandby(names)
 		envs = []*Env{a, b}
-		a.RunningProfiles(names...)
-		a.StartConverged(func(g Gomega) { ExpectOnlyActing(g, a, names) })
-		b.StartSvscan()
-		b.StartController()
-		Eventually(func(g Gomega) { g.Expect(b.LogsMatching("Standby")).NotTo(BeEmpty()) }).WithTimeout(convergeTimeout).Should(Succeed())
 
 		// A hostile volume user replaces the lease file with a file of their own. Whoever comes
 		// first takes the new one; the other stands by (the old owner steps down if it lost).
@@ -189,14 +183,8 @@ var _ = Describe("volume lease: one owner per volume", func() {
 	})
 
 	It("converges on one set again when only the owner's controller is SIGKILLed and restarted (the known window)", func() {
-		a := NewEnv()
-		b := a.NewPeer()
+		a, b := ownerAndStandby(names)
 		envs = []*Env{a, b}
-		a.RunningProfiles(names...)
-		a.StartConverged(func(g Gomega) { ExpectOnlyActing(g, a, names) })
-		b.StartSvscan()
-		b.StartController()
-		Eventually(func(g Gomega) { g.Expect(b.LogsMatching("Standby")).NotTo(BeEmpty()) }).WithTimeout(convergeTimeout).Should(Succeed())
 
 		// Only A's controller dies; its s6 tree and gateways go on. s6 would restart it.
 		ctl := a.controller

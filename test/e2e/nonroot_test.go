@@ -31,6 +31,19 @@ const (
 // group of its own, and removes both when the spec ends. It returns the account's uid and gid.
 func createNonrootUser() (uid, gid int) { return createUser(nonrootUser, nonrootUID) }
 
+// requireRoot skips a spec that needs root when not root, and fails it instead under CI, where a
+// skip would hide what was not tested. why says what the spec does as root.
+func requireRoot(why string) {
+	if os.Geteuid() == 0 {
+		return
+	}
+	msg := why + ": it needs root"
+	if os.Getenv("CI") != "" {
+		Fail(msg + "; CI is set, so this is a failure, not a skip")
+	}
+	Skip(msg)
+}
+
 // createUser adds the system account name with uid (no home, no login shell) and a group of its
 // own, removes a leftover of an interrupted run first, and removes both when the spec ends. It
 // fails the spec when uid belongs to another account. It returns the uid and gid.
@@ -108,13 +121,7 @@ var _ = Describe("security: with gatewayUser set, that user drives its gateway s
 	})
 
 	It("lets the user run s6-svstat, s6-svc -d/-u and s6-svwait on its slot, but not create files in supervise/ or touch another service", func() {
-		if os.Geteuid() != 0 {
-			msg := "the non-root spec creates a user and runs commands as it: it needs root"
-			if os.Getenv("CI") != "" {
-				Fail(msg + "; CI is set, so this is a failure, not a skip")
-			}
-			Skip(msg)
-		}
+		requireRoot("the non-root spec creates a user and runs commands as it")
 		for _, tool := range []string{"runuser", "useradd", "userdel"} {
 			_, err := exec.LookPath(tool)
 			Expect(err).NotTo(HaveOccurred(), "%s is needed", tool)

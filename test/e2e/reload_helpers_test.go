@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -75,10 +74,8 @@ type reloadStatus struct {
 
 // ConfigStatus runs `status -o json` and returns its config part (through g).
 func (e *Env) ConfigStatus(g Gomega) reloadStatus {
-	stdout, stderr, code := e.CLI("status", "-o", "json")
-	g.Expect(code).To(Or(Equal(0), Equal(3)), "status -o json: %s", stderr)
 	var doc reloadStatus
-	g.Expect(json.Unmarshal([]byte(stdout), &doc)).To(Succeed(), stdout)
+	stdout := e.statusInto(g, &doc)
 	g.Expect(doc.Config).NotTo(BeNil(), "status shows no configuration in use: %s", stdout)
 	return doc
 }

@@ -148,13 +148,7 @@ var _ = Describe("reload: run applies a new configuration without a restart, or 
 	})
 
 	It("gives existing slots the supervise skeleton when gatewayUser is newly set, without restarting their gateways", func() {
-		if os.Geteuid() != 0 {
-			msg := "the gatewayUser reload spec creates a user: it needs root"
-			if os.Getenv("CI") != "" {
-				Fail(msg + "; CI is set, so this is a failure, not a skip")
-			}
-			Skip(msg)
-		}
+		requireRoot("the gatewayUser reload spec creates a user")
 		gid := createReloadUser()
 		env = NewEnv()
 		Expect(os.Chmod(env.Root, 0o755)).To(Succeed()) // MkdirTemp made it 0700
