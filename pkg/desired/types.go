@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hermes/profile-controller/internal/safefs"
@@ -110,4 +111,17 @@ type State struct {
 	Listed bool
 	// ListErr is why profiles/ could not be listed, when Listed is false.
 	ListErr error
+}
+
+// Equal reports whether two reads of a profile say the same.
+func (p *Profile) Equal(q *Profile) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	return p.Name == q.Name && p.Dir == q.Dir && p.DesiredState == q.DesiredState && p.GatewayState == q.GatewayState &&
+		p.DesiredStateJSON == q.DesiredStateJSON && p.GatewayStateJSON == q.GatewayStateJSON &&
+		p.HasStateFile == q.HasStateFile && p.StateModTime.Equal(q.StateModTime) &&
+		p.BootIntent == q.BootIntent && p.Intent == q.Intent && p.Warning == q.Warning && p.Port == q.Port &&
+		p.StateID == q.StateID && p.StateStable == q.StateStable &&
+		slices.Equal(p.Served, q.Served) && (p.Served == nil) == (q.Served == nil)
 }

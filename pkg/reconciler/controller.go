@@ -207,11 +207,17 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	}
 	c.mu.Lock()
 	old := c.keys[name]
+	c.mu.Unlock()
+	if old != nil && unchanged(old, lk, d, res) {
+		// The cheap path of every converged key's resync: a reused slot and nothing new.
+		// A keyState is never modified once stored, except for this count (see remember).
+		old.verified.reuses.Add(1)
+		return
+	}
 	ks := &keyState{}
 	if old != nil {
 		*ks = *old
 	}
-	c.mu.Unlock()
 	before := *ks
 	c.remember(ks, lk, d)
 	if err := res.Errors[name]; err != nil {
@@ -272,6 +278,24 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	if old == nil || !sameDurable(&before, ks) {
 		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
+}
+
+// unchanged reports whether a look leaves ks exactly as it is but for its slot's reuse count:
+// the slot was reused from a watch-verified read, nothing was applied or started, and the
+// memory, the pending correction, the problem and the profile read are those ks holds.
+func unchanged(ks *keyState, lk look, d Decision, res Result) bool {
+	return lk.reused && ks.verified != nil && len(d.Actions) == 0 && len(res.Errors) == 0 && len(res.Started) == 0 &&
+		d.Memory == ks.Memory && d.Pending == ks.pending && lookProblem(lk) == ks.problem &&
+		lk.Profile.Equal(ks.profile) && sameGatewayConfig(lk.gwConfig, ks.gwConfig)
+}
+
+// sameGatewayConfig reports whether a look's config.yaml read is the one ks keeps (remember
+// keeps nil for the zero read).
+func sameGatewayConfig(g desired.GatewayConfig, kept *desired.GatewayConfig) bool {
+	if kept == nil {
+		return g == desired.GatewayConfig{}
+	}
+	return g == *kept
 }
 
 // lookProblem is the one-line problem of a look that an event reports: the profile's problem,
