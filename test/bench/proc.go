@@ -179,14 +179,18 @@ func (w *world) startRun(tag string) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	cmd := exec.Command(w.e.bin, w.args("run")...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return startDaemon(cmd, logPath)
+}
+
+// startDaemon starts cmd as a daemon (logPath: where its output goes, for error messages).
+func startDaemon(cmd *exec.Cmd, logPath string) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
-		f.Close()
 		return nil, err
 	}
-	f.Close()
 	d := &daemon{cmd: cmd, pid: cmd.Process.Pid, logf: logPath, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()

@@ -369,7 +369,7 @@ func (b *bench) rowEvent() ([]result, error) {
 		if w, err = b.withConfig(w, "config-event.yaml", b.config(n, time.Hour)); err != nil {
 			return nil, err
 		}
-		per, forks, forkEx, quiet, err := b.eventRuns(w, n)
+		per, floor, forks, forkEx, quiet, err := b.eventRuns(w, n)
 		if err != nil {
 			return nil, err
 		}
@@ -386,6 +386,10 @@ func (b *bench) rowEvent() ([]result, error) {
 			row:  fmt.Sprintf("one profile's event, whole reconcile, CPU, N=%d (process)", n),
 			goal: "≤ 100 µs CPU", median: fmtSec(medians[n]), spread: fmtSpread(spreadPct(per)),
 			verdict: b.judge(medians[n] <= 100e-6 && forks == 0), notes: notes,
+		}, result{
+			row:  fmt.Sprintf("event floor: a bare Go watcher doing the least safe read of the same rewrites, N=%d (process, reference)", n),
+			goal: "none (what the row above can approach)", median: fmtSec(median(floor)), spread: fmtSpread(spreadPct(floor)),
+			verdict: "info", notes: floorNote(median(floor), medians[n]),
 		})
 	}
 	lo, hi := b.sz.eventN[0], b.sz.eventN[1]
@@ -402,34 +406,51 @@ func (b *bench) rowEvent() ([]result, error) {
 	return out, nil
 }
 
-// eventRuns starts `run`, waits for it to finish its start-up, then per run measures its idle
-// rate, sends the events and returns the CPU per event.
-func (b *bench) eventRuns(w *world, n int) (per []float64, forks int, forkEx []string, quiet bool, err error) {
+// eventRuns starts `run`, waits for it to finish its start-up, then measures the CPU per event
+// (sendEvents); then the same for the event floor process (floor.go), on the same volume.
+func (b *bench) eventRuns(w *world, n int) (per, floor []float64, forks int, forkEx []string, quiet bool, err error) {
 	d, err := w.startRun("event")
 	if err != nil {
-		return nil, 0, nil, false, err
-	}
-	defer func() {
-		hwm := d.stop()
-		if n == b.sz.rssN {
-			b.rssRun = append(b.rssRun, float64(hwm))
-		}
-	}()
-	if quiet, err = d.waitQuiet(b.sz.quietWait); err != nil {
-		return nil, 0, nil, false, err
+		return nil, nil, 0, nil, false, err
 	}
 	mark := b.e.forkMark()
+	quiet, per, err = b.sendEvents(w, d)
+	hwm := d.stop()
+	if n == b.sz.rssN {
+		b.rssRun = append(b.rssRun, float64(hwm))
+	}
+	if err != nil {
+		return nil, nil, 0, nil, false, err
+	}
+	forks, forkEx = b.e.forksSince(mark)
+	f, err := w.startFloor()
+	if err != nil {
+		return nil, nil, 0, nil, false, err
+	}
+	defer f.stop()
+	if _, floor, err = b.sendEvents(w, f); err != nil {
+		return nil, nil, 0, nil, false, fmt.Errorf("event floor: %w", err)
+	}
+	return per, floor, forks, forkEx, quiet, nil
+}
+
+// sendEvents waits for d to go quiet, then per run measures its idle rate, sends the events and
+// returns the CPU per event.
+func (b *bench) sendEvents(w *world, d *daemon) (quiet bool, per []float64, err error) {
+	if quiet, err = d.waitQuiet(b.sz.quietWait); err != nil {
+		return false, nil, err
+	}
 	seq := 0
 	for range b.sz.runs {
 		c0, err := d.cpu()
 		if err != nil {
-			return nil, 0, nil, false, err
+			return false, nil, err
 		}
 		t0 := time.Now()
 		time.Sleep(2 * time.Second)
 		c1, err := d.cpu()
 		if err != nil {
-			return nil, 0, nil, false, err
+			return false, nil, err
 		}
 		idle := (c1 - c0).Seconds() / time.Since(t0).Seconds()
 		t1 := time.Now()
@@ -440,22 +461,21 @@ func (b *bench) eventRuns(w *world, n int) (per []float64, forks int, forkEx []s
 			seq++
 			if err := gatewayPersist(w.profileDir(name), seq); err != nil {
 				tick.Stop()
-				return nil, 0, nil, false, err
+				return false, nil, err
 			}
 		}
 		tick.Stop()
 		if _, err := d.waitQuiet(10 * time.Second); err != nil {
-			return nil, 0, nil, false, err
+			return false, nil, err
 		}
 		c2, err := d.cpu()
 		if err != nil {
-			return nil, 0, nil, false, err
+			return false, nil, err
 		}
 		spent := (c2 - c1).Seconds() - idle*time.Since(t1).Seconds()
 		per = append(per, spent/float64(b.sz.events))
 	}
-	forks, forkEx = b.e.forksSince(mark)
-	return per, forks, forkEx, quiet, nil
+	return quiet, per, nil
 }
 
 // rowWrites: `run` on a converged system of writesN profiles while `writers` gateways each
@@ -610,4 +630,13 @@ func (b *bench) rowRSS() ([]result, error) {
 			notes: fmt.Sprintf("ru_maxrss (= VmHWM at exit) of the no-op passes, max %s over %d; the boot pass: %s",
 				fmtKiB(maxOf(b.rssReconcile)), len(b.rssReconcile), fmtKiB(b.rssBoot))},
 	}, nil
+}
+
+// floorNote compares the event floor with the controller's figure.
+func floorNote(floor, controller float64) string {
+	note := "same volume and rewrites, measured right after `run` stopped"
+	if floor > 0 && controller > 0 {
+		note += fmt.Sprintf("; the controller costs %.1f× the floor", controller/floor)
+	}
+	return note
 }
