@@ -129,7 +129,15 @@ type once struct {
 // runProcess runs argv to completion with stdout discarded and stderr kept (capped), timing it
 // from just before the fork to just after the wait.
 func runProcess(argv []string, timeout time.Duration) (once, error) {
+	return runProcessEnv(argv, nil, timeout)
+}
+
+// runProcessEnv is runProcess with env added to the driver's environment.
+func runProcessEnv(argv, env []string, timeout time.Duration) (once, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stderr cappedBuffer
 	stderr.max = 8 << 10
 	cmd.Stderr = &stderr
