@@ -178,6 +178,7 @@ func WaitAllSupervised(ctx context.Context, dirs []string, stall time.Duration) 
 	}
 	last := time.Now()
 	for {
+		began := time.Now()
 		left := waiting[:0]
 		for _, i := range waiting {
 			v, err := ReadSupervision(dirs[i])
@@ -202,9 +203,10 @@ func WaitAllSupervised(ctx context.Context, dirs []string, stall time.Duration) 
 			}
 			return errs
 		}
-		// Poll quickly for a small batch, more gently for a large one (each poll reads every
-		// waiting dir), never slower than 50 ms.
-		interval := min(max(pollInterval, time.Duration(len(waiting))*20*time.Microsecond), 50*time.Millisecond)
+		// A poll reads every waiting dir, and its CPU is taken from s6-svscan and the
+		// supervisors it is spawning: the pause after it is nine times what it took (polls use
+		// at most a tenth of a core), at least pollInterval, at most 250 ms.
+		interval := min(max(pollInterval, 9*time.Since(began)), 250*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			for _, i := range waiting {
