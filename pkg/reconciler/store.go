@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/pkg/observed"
 )
 
 // memoryDir is where a running controller keeps each profile's memory (runtime dir, tmpfs): one
@@ -39,7 +39,8 @@ func newStore(runtimeDir string) *store {
 }
 
 // record is what a memory file holds: the planner's memory of the profile, and which slot files
-// are known to match which rendering generation.
+// are known to match which rendering generation (by name: the file stays readable whatever
+// the order of observed.ManagedFiles).
 type record struct {
 	Memory
 	Files map[string]safefs.FileID `json:",omitempty"`
@@ -148,7 +149,7 @@ func (c *Controller) loadMemory() {
 		defer c.mu.Unlock()
 		for k, m := range mem {
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: fileIDs(m.Files), Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
 		}
 	})
@@ -163,7 +164,7 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y *keyState) bool {
-	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
+	if x.Gen != y.Gen || !sameFiles(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
 	}
@@ -174,4 +175,42 @@ func sameDurable(x, y *keyState) bool {
 		a.NotServed == b.NotServed
 }
 
+func sameFiles(a, b *observed.FileIDs) bool {
+	var x, y observed.FileIDs // nil: none
+	if a != nil {
+		x = *a
+	}
+	if b != nil {
+		y = *b
+	}
+	return x == y
+}
+
 func sameGID(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// fileMap is files as a memory file holds them (nil when none).
+func fileMap(files *observed.FileIDs) map[string]safefs.FileID {
+	if files.Count() == 0 {
+		return nil
+	}
+	m := make(map[string]safefs.FileID, len(observed.ManagedFiles))
+	for i, id := range files {
+		if id != (safefs.FileID{}) {
+			m[observed.ManagedFiles[i]] = id
+		}
+	}
+	return m
+}
+
+// fileIDs is a memory file's files as a keyState keeps them (nil when none; names no longer
+// managed are dropped).
+func fileIDs(m map[string]safefs.FileID) *observed.FileIDs {
+	if len(m) == 0 {
+		return nil
+	}
+	var files observed.FileIDs
+	for i, name := range observed.ManagedFiles {
+		files[i] = m[name]
+	}
+	return &files
+}
