@@ -114,12 +114,12 @@ func (s *store) flush() error {
 	return nil
 }
 
-// load reads every memory file: the controller's memory of each profile.
-func (s *store) load() map[string]record {
-	out := map[string]record{}
+// load reads every memory file, handing each profile's memory to each as it is decoded (so
+// that 10,000 of them are never held twice at once).
+func (s *store) load(each func(key string, m *record)) {
 	d, err := safefs.OpenDir(s.dir)
 	if err != nil {
-		return out
+		return
 	}
 	defer d.Close()
 	names, _ := d.ReadDirNames()
@@ -134,24 +134,22 @@ func (s *store) load() map[string]record {
 		}
 		var m record
 		if json.Unmarshal(b, &m) == nil {
-			out[key] = m
+			each(key, &m)
 		}
 	}
-	return out
 }
 
 // loadMemory reads the memory files once, if there are any; a missing or corrupt one means no
 // memory of that profile.
 func (c *Controller) loadMemory() {
 	c.store.once.Do(func() {
-		mem := c.store.load()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for k, m := range mem {
+		c.store.load(func(k string, m *record) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
 			if c.keys[k] == nil {
 				c.keys[k] = &keyState{Memory: m.Memory, Files: fileIDs(m.Files), Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
-		}
+		})
 	})
 }
 
