@@ -207,12 +207,13 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	}
 	c.mu.Lock()
 	old := c.keys[name]
-	ks := &keyState{}
+	var state keyState
 	if old != nil {
-		*ks = *old
+		state = *old
 	}
 	c.mu.Unlock()
-	before := *ks
+	ks := &state
+	before := state
 	c.remember(ks, lk, d)
 	if err := res.Errors[name]; err != nil {
 		ks.addEvent(log, Event{Time: now, Type: "Warning", Reason: "Failed", Message: err.Error()})
@@ -267,7 +268,12 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 		}
 	}
 	c.mu.Lock()
-	c.keys[name] = ks
+	if cur := c.keys[name]; cur != nil && cur == old {
+		*cur = state // in place (every reader copies it under c.mu): no new key state per look
+	} else {
+		c.keys[name] = new(keyState)
+		*c.keys[name] = state
+	}
 	c.mu.Unlock()
 	if old == nil || !sameDurable(&before, ks) {
 		c.store.put(name, record{Memory: ks.Memory, Files: fileMap(ks.Files), Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
