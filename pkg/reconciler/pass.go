@@ -169,9 +169,15 @@ type passKey struct {
 	hasLine     bool // the key has a valid profile
 	unwanted    bool // its slot is unwanted: an "unregistered" line
 	terminating bool // being taken down: looked at again until its slot is gone
-	problem     *desired.Problem
-	foreign     error
-	warnings    [2]string // the state file's and config.yaml's
+	notes       *passNotes
+}
+
+// passNotes are a key's problems and warnings for the report (nil in passKey when none, the
+// common case).
+type passNotes struct {
+	problem  *desired.Problem
+	foreign  error
+	warnings [2]string // the state file's and config.yaml's
 }
 
 // Pass runs one full pass over every profile: the boot column when boot is set (then also
@@ -209,11 +215,15 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	})
 	rep := Report{Foreign: l.foreign}
 	for _, k := range keys {
-		if k.problem != nil {
-			rep.Problems = append(rep.Problems, *k.problem)
+		n := k.notes
+		if n == nil {
+			continue
 		}
-		if k.foreign != nil {
-			rep.Foreign = append(rep.Foreign, observed.Foreign{Name: desired.SlotPrefix + k.line.Profile, Reason: k.foreign.Error()})
+		if n.problem != nil {
+			rep.Problems = append(rep.Problems, *n.problem)
+		}
+		if n.foreign != nil {
+			rep.Foreign = append(rep.Foreign, observed.Foreign{Name: desired.SlotPrefix + k.line.Profile, Reason: n.foreign.Error()})
 		}
 	}
 	if r.vol == nil {
@@ -256,9 +266,11 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		rep.Warnings = res.Warnings
 	}
 	for _, k := range keys {
-		for _, w := range k.warnings {
-			if w != "" {
-				rep.Warnings = append(rep.Warnings, errors.New(w))
+		if n := k.notes; n != nil {
+			for _, w := range n.warnings {
+				if w != "" {
+					rep.Warnings = append(rep.Warnings, errors.New(w))
+				}
 			}
 		}
 		if !k.hasLine {
@@ -301,9 +313,9 @@ func (c *Controller) passKeyOf(r *roots, boot bool, p planned) passKey {
 		line:        Line{Profile: p.Name},
 		unwanted:    p.Input.slotUnwanted(),
 		terminating: p.Profile == nil && strings.HasPrefix(p.Pending, "Terminating"),
-		problem:     p.problem,
-		foreign:     p.Foreign,
-		warnings:    [2]string{p.warning, p.gwConfig.Warning},
+	}
+	if p.problem != nil || p.Foreign != nil || p.warning != "" || p.gwConfig.Warning != "" {
+		k.notes = &passNotes{p.problem, p.Foreign, [2]string{p.warning, p.gwConfig.Warning}}
 	}
 	if p.Profile != nil {
 		k.hasLine = true
