@@ -39,12 +39,11 @@ func newStore(runtimeDir string) *store {
 }
 
 // record is what a memory file holds: the planner's memory of the profile, and which slot files
-// are known to match which rendering generation (by name: the file stays readable whatever
-// the order of observed.ManagedFiles).
+// are known to match which rendering generation.
 type record struct {
 	Memory
-	Files map[string]safefs.FileID `json:",omitempty"`
-	Gen   string                   `json:",omitempty"`
+	Files namedFiles `json:",omitzero"`
+	Gen   string     `json:",omitempty"`
 	// SkeletonGID is the group of the slot's supervise skeleton, when the controller made one.
 	SkeletonGID *int `json:",omitempty"`
 	// Events is the profile's recent history (Controller.commit).
@@ -147,7 +146,7 @@ func (c *Controller) loadMemory() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: fileIDs(m.Files), Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files.ids, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
 		})
 	})
@@ -186,29 +185,37 @@ func sameFiles(a, b *observed.FileIDs) bool {
 
 func sameGID(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
-// fileMap is files as a memory file holds them (nil when none).
-func fileMap(files *observed.FileIDs) map[string]safefs.FileID {
-	if files.Count() == 0 {
-		return nil
-	}
+// namedFiles are a key's Files as a memory file holds them: an object by file name, so that
+// the file stays readable whatever the order of observed.ManagedFiles. A record waiting for a
+// flush shares the key's array; the object is built only when the file is written.
+type namedFiles struct{ ids *observed.FileIDs }
+
+func (f namedFiles) IsZero() bool { return f.ids.Count() == 0 }
+
+// MarshalJSON is only called with files to write (omitzero).
+func (f namedFiles) MarshalJSON() ([]byte, error) {
 	m := make(map[string]safefs.FileID, len(observed.ManagedFiles))
-	for i, id := range files {
+	for i, id := range f.ids {
 		if id != (safefs.FileID{}) {
 			m[observed.ManagedFiles[i]] = id
 		}
 	}
-	return m
+	return json.Marshal(m)
 }
 
-// fileIDs is a memory file's files as a keyState keeps them (nil when none; names no longer
-// managed are dropped).
-func fileIDs(m map[string]safefs.FileID) *observed.FileIDs {
-	if len(m) == 0 {
-		return nil
+// UnmarshalJSON drops names no longer managed; no known file leaves ids nil.
+func (f *namedFiles) UnmarshalJSON(b []byte) error {
+	var m map[string]safefs.FileID
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
 	}
-	var files observed.FileIDs
+	var ids observed.FileIDs
 	for i, name := range observed.ManagedFiles {
-		files[i] = m[name]
+		ids[i] = m[name]
 	}
-	return &files
+	f.ids = nil
+	if ids.Count() > 0 {
+		f.ids = &ids
+	}
+	return nil
 }
