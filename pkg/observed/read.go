@@ -113,10 +113,10 @@ func ReadSlot(scandir, profile string) (*Slot, error) {
 
 // Known is what a caller has already checked about a slot, so that ReadSlotAt can skip reads.
 type Known struct {
-	// Files maps a managed file name to the FileID of a version whose bytes and mode the caller
+	// Files holds, per managed file, the FileID of a version whose bytes and mode the caller
 	// has already compared: a file that still has exactly that FileID is not read again (it is
-	// then in Slot.Same, not in Slot.Files). The caller only keeps stable FileIDs.
-	Files map[string]safefs.FileID
+	// then in Slot.Same, not in Slot.Files). The caller only keeps stable FileIDs. Nil: none.
+	Files *FileIDs
 	// Supervision is an earlier read of the slot's supervisor: its decoded status is reused when
 	// the status file is unchanged (s6.ReadSupervisionAt).
 	Supervision *s6.Supervision
@@ -219,13 +219,16 @@ func readSlotDir(sd *safefs.Dir, slot *Slot, known *Known, now time.Time) {
 	slot.Files = make(map[string][]byte, len(ManagedFiles))
 	slot.Modes = make(map[string]uint32, len(ManagedFiles))
 	slot.IDs = make(map[string]safefs.FileID, len(ManagedFiles))
-	var knownFiles map[string]safefs.FileID
+	var knownFiles FileIDs // zero: none known
 	var prevSup *s6.Supervision
 	if known != nil {
-		knownFiles, prevSup = known.Files, known.Supervision
+		if known.Files != nil {
+			knownFiles = *known.Files
+		}
+		prevSup = known.Supervision
 	}
-	for _, name := range ManagedFiles {
-		if want, ok := knownFiles[name]; ok {
+	for i, name := range ManagedFiles {
+		if want := knownFiles[i]; want != (safefs.FileID{}) {
 			if id, err := statManaged(sd, name); err == nil && id == want {
 				if slot.Same == nil {
 					slot.Same = make(map[string]bool, len(ManagedFiles))

@@ -312,3 +312,9 @@ func TestReadSupervision(t *testing.T) {
 		})
 	}
 }
+
+func TestFileIDsCoverManagedFiles(t *testing.T) {
+	if n := len(FileIDs{}); n != len(ManagedFiles) {
+		t.Fatalf("FileIDs holds %d files, ManagedFiles lists %d", n, len(ManagedFiles))
+	}
+}

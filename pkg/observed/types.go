@@ -8,6 +8,23 @@ import (
 // ManagedFiles are the slot files the controller renders and compares, in a fixed order.
 var ManagedFiles = []string{"type", "run", "finish", "log/run"}
 
+// FileIDs holds one FileID per managed file, by its index in ManagedFiles (zero: none): a
+// fixed array, so that a controller keeping them for every slot pays no map per slot.
+type FileIDs [4]safefs.FileID
+
+// Count is how many of the files have a FileID (0 for nil).
+func (f *FileIDs) Count() int {
+	n := 0
+	if f != nil {
+		for _, id := range f {
+			if id != (safefs.FileID{}) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // MaxManagedFileSize caps reads of a managed slot file; a bigger one always counts as drifted.
 const MaxManagedFileSize = 64 << 10
 

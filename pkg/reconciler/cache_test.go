@@ -146,7 +146,7 @@ func TestCacheSeesEveryChange(t *testing.T) {
 		t.Run("slot file: "+name, func(t *testing.T) {
 			c, _, run := cacheVolume(t, later)
 			lookCoder(t, c)
-			if ks := c.state("coder"); len(ks.Files) != 4 {
+			if ks := c.state("coder"); ks.Files.Count() != 4 {
 				t.Fatalf("slot files not cached: %v", ks.Files)
 			}
 			if got := lookCoder(t, c); strings.Join(got, ",") != converged {

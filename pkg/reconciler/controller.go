@@ -207,18 +207,19 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	}
 	c.mu.Lock()
 	old := c.keys[name]
-	c.mu.Unlock()
 	if old != nil && unchanged(old, lk, d, res) {
 		// The cheap path of every converged key's resync: a reused slot and nothing new.
-		// A keyState is never modified once stored, except for this count (see remember).
 		old.verified.reuses.Add(1)
+		c.mu.Unlock()
 		return
 	}
-	ks := &keyState{}
+	var state keyState
 	if old != nil {
-		*ks = *old
+		state = *old
 	}
-	before := *ks
+	c.mu.Unlock()
+	ks := &state
+	before := state
 	c.remember(ks, lk, d)
 	if err := res.Errors[name]; err != nil {
 		ks.addEvent(log, Event{Time: now, Type: "Warning", Reason: "Failed", Message: err.Error()})
@@ -273,10 +274,15 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 		}
 	}
 	c.mu.Lock()
-	c.keys[name] = ks
+	if cur := c.keys[name]; cur != nil && cur == old {
+		*cur = state // in place (every reader copies it under c.mu): no new key state per look
+	} else {
+		c.keys[name] = new(keyState)
+		*c.keys[name] = state
+	}
 	c.mu.Unlock()
 	if old == nil || !sameDurable(&before, ks) {
-		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
+		c.store.put(name, record{Memory: ks.Memory, Files: namedFiles{ks.Files}, Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
 }
 

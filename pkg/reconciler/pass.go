@@ -111,31 +111,40 @@ type planned struct {
 func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (listing, []planned) {
 	l := c.list(r, nil)
 	out := make([]planned, 0, len(l.keys))
+	c.planEach(r, s, l, boot, now, func(_ int, p planned) { out = append(out, p) })
+	return l, out
+}
+
+// planEach is plan over the keys of l, handing each key's look and decision to take (with the
+// key's index in l.keys) as soon as it is planned, so that a caller keeps only what it needs
+// of each. Under Multiplex the root is handed over last.
+func (c *Controller) planEach(r *roots, s *settings, l listing, boot bool, now time.Time, take func(i int, p planned)) {
 	root := -1
-	for _, k := range l.keys {
+	var rootLook look
+	for i, k := range l.keys {
 		if k == desired.DefaultProfile && c.opts.Topology == Multiplex {
 			// Looked at first (what it serves, for the others), planned last (its effective
 			// intent sums up every folded profile's).
-			root = len(out)
-			out = append(out, planned{look: c.peek(r, s, k, boot, now)})
+			root, rootLook = i, c.peek(r, s, k, boot, now)
 			continue
 		}
 		lk, d := c.lookWith(r, s, k, boot, now)
-		out = append(out, planned{lk, d})
+		take(i, bootPlanned(boot, planned{lk, d}))
 	}
 	if root >= 0 {
-		p := &out[root]
+		p := planned{look: rootLook}
 		p.Folds = c.topo.summary()
 		p.Decision = PlanProfile(p.Input, s.rules)
+		take(root, bootPlanned(boot, p))
 	}
-	if boot {
-		for i := range out {
-			if p := &out[i]; p.Profile != nil {
-				p.Actions = append([]Action{{Kind: CleanStale, Profile: p.Name}}, p.Actions...)
-			}
-		}
+}
+
+// bootPlanned adds a boot pass's clean-stale of each profile to its actions.
+func bootPlanned(boot bool, p planned) planned {
+	if boot && p.Profile != nil {
+		p.Actions = append([]Action{{Kind: CleanStale, Profile: p.Name}}, p.Actions...)
 	}
-	return l, out
+	return p
 }
 
 // Plan returns the actions a full pass would take now (the boot column when boot is set). It
@@ -147,12 +156,28 @@ func (c *Controller) Plan(boot bool) ([]Action, error) {
 	if r.scan == nil {
 		return nil, r.scanErr
 	}
-	_, ps := c.plan(r, c.settings(), boot, c.opts.Now())
 	var out []Action
-	for _, p := range ps {
-		out = append(out, p.Actions...)
-	}
+	c.planEach(r, c.settings(), c.list(r, nil), boot, c.opts.Now(), func(_ int, p planned) { out = append(out, p.Actions...) })
 	return out, nil
+}
+
+// passKey is what a pass keeps of one key for its report once the key is planned. The look
+// itself is kept only while the key's actions wait for the batch: a 10,000-key pass would
+// otherwise hold every key's slot read and rendering at once.
+type passKey struct {
+	line        Line // Profile is the key; a line of the report only when hasLine
+	hasLine     bool // the key has a valid profile
+	unwanted    bool // its slot is unwanted: an "unregistered" line
+	terminating bool // being taken down: looked at again until its slot is gone
+	notes       *passNotes
+}
+
+// passNotes are a key's problems and warnings for the report (nil in passKey when none, the
+// common case).
+type passNotes struct {
+	problem  *desired.Problem
+	foreign  error
+	warnings [2]string // the state file's and config.yaml's
 }
 
 // Pass runs one full pass over every profile: the boot column when boot is set (then also
@@ -172,16 +197,33 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		return Report{Err: r.scanErr}
 	}
 	s := c.settings()
-	l, ps := c.plan(r, s, boot, now)
-	rep := Report{Foreign: l.foreign}
+	l := c.list(r, nil)
+	keys := make([]passKey, len(l.keys))
+	var held []planned // the keys with actions, for the batch
 	var actions []Action
-	for _, p := range ps {
-		actions = append(actions, p.Actions...)
-		if p.problem != nil {
-			rep.Problems = append(rep.Problems, *p.problem)
+	c.planEach(r, s, l, boot, now, func(i int, p planned) {
+		keys[i] = c.passKeyOf(r, boot, p)
+		if len(p.Actions) == 0 {
+			if !dryRun {
+				// Nothing to apply: commit now, as the batch would (no result of its own).
+				c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, Result{}, now)
+			}
+			return
 		}
-		if p.Foreign != nil {
-			rep.Foreign = append(rep.Foreign, observed.Foreign{Name: desired.SlotPrefix + p.Name, Reason: p.Foreign.Error()})
+		actions = append(actions, p.Actions...)
+		held = append(held, stripped(p))
+	})
+	rep := Report{Foreign: l.foreign}
+	for _, k := range keys {
+		n := k.notes
+		if n == nil {
+			continue
+		}
+		if n.problem != nil {
+			rep.Problems = append(rep.Problems, *n.problem)
+		}
+		if n.foreign != nil {
+			rep.Foreign = append(rep.Foreign, observed.Foreign{Name: desired.SlotPrefix + k.line.Profile, Reason: n.foreign.Error()})
 		}
 	}
 	if r.vol == nil {
@@ -190,15 +232,6 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		rep.Problems = append(rep.Problems, desired.Problem{Path: r.vol.ProfilesPath(), Err: l.listErr})
 	}
 	rep.Actions = actions
-	// Read before anything starts: a started gateway rewrites its ledger.
-	priorExit := map[string]string{}
-	if boot && r.vol != nil {
-		for _, p := range ps {
-			if p.Profile != nil {
-				priorExit[p.Name] = r.vol.Forensics(p.Name).PriorExit
-			}
-		}
-	}
 	res := Result{Errors: map[string]error{}}
 	if !dryRun {
 		release, ok := c.own.begin(tok)
@@ -215,40 +248,44 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		}
 		release()
 		c.metrics.applied(actions, res)
-		for _, p := range ps {
+		for _, p := range held {
 			// A pass reports per profile in its lines (boot log, reconcile's stdout): its events are
 			// kept, and logged at -v 1.
 			c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, res, now)
 		}
-		res = c.finishTerminating(ctx, tok, r, ps, res)
+		held = nil
+		var gone []string
+		for _, k := range keys {
+			if k.terminating && res.Errors[k.line.Profile] == nil {
+				gone = append(gone, k.line.Profile)
+			}
+		}
+		res = c.finishTerminating(ctx, tok, r, gone, res)
 		c.flushMemory()
 		rep.Err = res.Err()
 		rep.Warnings = res.Warnings
 	}
-	for _, p := range ps {
-		if p.warning != "" {
-			rep.Warnings = append(rep.Warnings, errors.New(p.warning))
+	for _, k := range keys {
+		if n := k.notes; n != nil {
+			for _, w := range n.warnings {
+				if w != "" {
+					rep.Warnings = append(rep.Warnings, errors.New(w))
+				}
+			}
 		}
-		if p.gwConfig.Warning != "" {
-			rep.Warnings = append(rep.Warnings, errors.New(p.gwConfig.Warning))
-		}
-		if p.Profile == nil {
+		if !k.hasLine {
 			continue
 		}
-		rep.Lines = append(rep.Lines, Line{
-			Profile: p.Name, PriorState: p.Profile.PriorState(),
-			Action:         outcome(boot, p.Decision.Intent, p.Actions, p.Decision),
-			PriorExit:      priorExit[p.Name],
-			FoldedIntoRoot: foldedIntoRoot(p.Input, p.Decision),
-			Err:            res.Errors[p.Name],
-		})
+		line := k.line
+		line.Err = res.Errors[line.Profile]
+		rep.Lines = append(rep.Lines, line)
 	}
 	for _, pr := range rep.Problems {
 		rep.Lines = append(rep.Lines, Line{Profile: problemName(pr), PriorState: "None", Action: "skipped", Err: pr.Err})
 	}
-	for _, p := range ps {
-		if p.Input.slotUnwanted() {
-			rep.Lines = append(rep.Lines, Line{Profile: p.Name, PriorState: "None", Action: "unregistered", Err: res.Errors[p.Name]})
+	for _, k := range keys {
+		if k.unwanted {
+			rep.Lines = append(rep.Lines, Line{Profile: k.line.Profile, PriorState: "None", Action: "unregistered", Err: res.Errors[k.line.Profile]})
 		}
 	}
 	switch {
@@ -269,15 +306,44 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	return rep
 }
 
-// finishTerminating looks again at the keys a pass is taking down until their slots are gone,
-// so that a one-shot pass leaves no slot of a gone profile behind (the loop instead requeues).
-func (c *Controller) finishTerminating(ctx context.Context, tok uint64, r *roots, ps []planned, res Result) Result {
-	var keys []string
-	for _, p := range ps {
-		if p.Profile == nil && strings.HasPrefix(p.Pending, "Terminating") && res.Errors[p.Name] == nil {
-			keys = append(keys, p.Name)
+// passKeyOf is what a pass keeps of p for its report. A boot pass reads the prior exit here,
+// before anything starts (a started gateway rewrites its ledger).
+func (c *Controller) passKeyOf(r *roots, boot bool, p planned) passKey {
+	k := passKey{
+		line:        Line{Profile: p.Name},
+		unwanted:    p.Input.slotUnwanted(),
+		terminating: p.Profile == nil && strings.HasPrefix(p.Pending, "Terminating"),
+	}
+	if p.problem != nil || p.Foreign != nil || p.warning != "" || p.gwConfig.Warning != "" {
+		k.notes = &passNotes{p.problem, p.Foreign, [2]string{p.warning, p.gwConfig.Warning}}
+	}
+	if p.Profile != nil {
+		k.hasLine = true
+		k.line.PriorState = p.Profile.PriorState()
+		k.line.Action = outcome(boot, p.Decision.Intent, p.Actions, p.Decision)
+		k.line.FoldedIntoRoot = foldedIntoRoot(p.Input, p.Decision)
+		if boot && r.vol != nil {
+			k.line.PriorExit = r.vol.Forensics(p.Name).PriorExit
 		}
 	}
+	return k
+}
+
+// stripped is p without what its commit no longer needs: the slot's file bytes and the
+// rendering (its actions hold the files they write).
+func stripped(p planned) planned {
+	p.Input.Files = nil
+	if p.Slot != nil && p.Slot.Files != nil {
+		slot := *p.Slot
+		slot.Files = nil
+		p.Slot = &slot
+	}
+	return p
+}
+
+// finishTerminating looks again at the keys a pass is taking down until their slots are gone,
+// so that a one-shot pass leaves no slot of a gone profile behind (the loop instead requeues).
+func (c *Controller) finishTerminating(ctx context.Context, tok uint64, r *roots, keys []string, res Result) Result {
 	for len(keys) > 0 {
 		wait := time.Duration(0)
 		for _, k := range keys {

@@ -29,7 +29,7 @@ type slotWatch struct{ events atomic.Uint64 }
 
 // slotVerified is a slot read in full that matched, with the watch counts from before the read.
 type slotVerified struct {
-	slot   *observed.Slot // the read, without file bytes: every managed file in Same
+	slot   *observed.Slot // the read, without file bytes or IDs (the key's Files): every managed file in Same
 	events uint64         // the key's slotWatch count before the read
 	epoch  uint64         // the controller's watchEpoch before the read
 	gen    string         // the Renderer generation it was compared with
@@ -78,13 +78,13 @@ func (c *Controller) reusableSlot(ks *keyState, s *settings) *observed.Slot {
 func verify(ks *keyState, lk look, d Decision) *slotVerified {
 	slot := lk.Slot
 	if !lk.mark.ok || slot == nil || slot.Err != nil || lk.Foreign != nil || lk.Staging ||
-		len(d.Actions) > 0 || len(ks.Files) != len(observed.ManagedFiles) {
+		len(d.Actions) > 0 || ks.Files.Count() != len(observed.ManagedFiles) {
 		return nil
 	}
 	return &slotVerified{
 		slot: &observed.Slot{
 			Name: slot.Name, Profile: slot.Profile, Dir: slot.Dir, Down: slot.Down,
-			Supervision: slot.Supervision, IDs: ks.Files, Same: allSame,
+			Supervision: slot.Supervision, Same: allSame,
 		},
 		events: lk.mark.events, epoch: lk.mark.epoch, gen: ks.Gen,
 	}

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -101,11 +102,12 @@ type keyState struct {
 	profile *desired.Profile
 	// sup is the last read of the slot's supervisor (its status is reused likewise).
 	sup *s6.Supervision
-	// Files maps each managed file to the stable FileID of a version whose bytes and mode
-	// matched the rendering of Renderer generation Gen. They are kept with the memory, so a
-	// fresh `reconcile --once` need not read and render a slot that has not changed.
-	Files map[string]safefs.FileID `json:",omitempty"`
-	Gen   string                   `json:",omitempty"`
+	// Files holds, per managed file, the stable FileID of a version whose bytes and mode
+	// matched the rendering of Renderer generation Gen (nil: the slot's files were not
+	// compared). They are kept with the memory, so a fresh `reconcile --once` need not read and
+	// render a slot that has not changed. Shared between copies: never modified, only replaced.
+	Files *observed.FileIDs
+	Gen   string
 	// SkeletonGID is the group the slot's supervise skeleton was made for by this controller
 	// (nil: none known), so that a newly set or changed gatewayUser reaches existing slots once.
 	SkeletonGID *int `json:",omitempty"`
@@ -308,6 +310,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 		ks.verified.reuses.Add(1) // Files, Gen and sup stay those of the verified read
 		return
 	}
+	prev := ks.Files
 	ks.verified = nil
 	ks.sup, ks.Files, ks.Gen = nil, nil, ""
 	slot := lk.Slot
@@ -322,26 +325,39 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	if lk.Profile == nil || slot.Err != nil {
 		return // the files were not compared
 	}
-	drifted := map[string]bool{}
-	for _, a := range d.Actions {
-		if a.Kind == Update {
-			for _, f := range a.Files {
-				drifted[f.Name] = true
+	var files observed.FileIDs
+	if lk.reused && prev != nil {
+		files = *prev // a watch-verified slot: its files are those of the verified read
+	} else {
+		for i, name := range observed.ManagedFiles {
+			if id, ok := slot.IDs[name]; ok && (slot.Same[name] || id.Stable(lk.Now)) {
+				files[i] = id
 			}
 		}
 	}
-	files := make(map[string]safefs.FileID, len(observed.ManagedFiles))
-	for _, name := range observed.ManagedFiles {
-		id, ok := slot.IDs[name]
-		if !ok || drifted[name] {
-			continue
-		}
-		if slot.Same[name] || id.Stable(lk.Now) {
-			files[name] = id
+	for _, a := range d.Actions {
+		if a.Kind == Update {
+			for _, f := range a.Files {
+				if i := slices.Index(observed.ManagedFiles, f.Name); i >= 0 {
+					files[i] = safefs.FileID{} // drifted
+				}
+			}
 		}
 	}
-	ks.Files, ks.Gen = files, lk.set.renderer.Generation()
+	ks.Files, ks.Gen = sharedFiles(prev, files), lk.set.renderer.Generation()
 	ks.verified = verify(ks, lk, d)
+	if ks.verified != nil {
+		ks.sup = &ks.verified.slot.Supervision // the same read: one copy
+	}
+}
+
+// sharedFiles is files as a keyState keeps them: prev when they are the same, so that a look
+// that found nothing new allocates nothing.
+func sharedFiles(prev *observed.FileIDs, files observed.FileIDs) *observed.FileIDs {
+	if prev != nil && *prev == files {
+		return prev
+	}
+	return &files
 }
 
 // keyForScandirEntry maps "gateway-<n>" and ".gateway-<n>.tmp" to n.

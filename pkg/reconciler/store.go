@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/pkg/observed"
 )
 
 // memoryDir is where a running controller keeps each profile's memory (runtime dir, tmpfs): one
@@ -42,8 +42,8 @@ func newStore(runtimeDir string) *store {
 // are known to match which rendering generation.
 type record struct {
 	Memory
-	Files map[string]safefs.FileID `json:",omitempty"`
-	Gen   string                   `json:",omitempty"`
+	Files namedFiles `json:",omitzero"`
+	Gen   string     `json:",omitempty"`
 	// SkeletonGID is the group of the slot's supervise skeleton, when the controller made one.
 	SkeletonGID *int `json:",omitempty"`
 	// Events is the profile's recent history (Controller.commit).
@@ -113,12 +113,12 @@ func (s *store) flush() error {
 	return nil
 }
 
-// load reads every memory file: the controller's memory of each profile.
-func (s *store) load() map[string]record {
-	out := map[string]record{}
+// load reads every memory file, handing each profile's memory to each as it is decoded (so
+// that 10,000 of them are never held twice at once).
+func (s *store) load(each func(key string, m *record)) {
 	d, err := safefs.OpenDir(s.dir)
 	if err != nil {
-		return out
+		return
 	}
 	defer d.Close()
 	names, _ := d.ReadDirNames()
@@ -133,24 +133,22 @@ func (s *store) load() map[string]record {
 		}
 		var m record
 		if json.Unmarshal(b, &m) == nil {
-			out[key] = m
+			each(key, &m)
 		}
 	}
-	return out
 }
 
 // loadMemory reads the memory files once, if there are any; a missing or corrupt one means no
 // memory of that profile.
 func (c *Controller) loadMemory() {
 	c.store.once.Do(func() {
-		mem := c.store.load()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for k, m := range mem {
+		c.store.load(func(k string, m *record) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files.ids, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
-		}
+		})
 	})
 }
 
@@ -163,7 +161,7 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y *keyState) bool {
-	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
+	if x.Gen != y.Gen || !sameFiles(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
 	}
@@ -174,4 +172,50 @@ func sameDurable(x, y *keyState) bool {
 		a.NotServed == b.NotServed
 }
 
+func sameFiles(a, b *observed.FileIDs) bool {
+	var x, y observed.FileIDs // nil: none
+	if a != nil {
+		x = *a
+	}
+	if b != nil {
+		y = *b
+	}
+	return x == y
+}
+
 func sameGID(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// namedFiles are a key's Files as a memory file holds them: an object by file name, so that
+// the file stays readable whatever the order of observed.ManagedFiles. A record waiting for a
+// flush shares the key's array; the object is built only when the file is written.
+type namedFiles struct{ ids *observed.FileIDs }
+
+func (f namedFiles) IsZero() bool { return f.ids.Count() == 0 }
+
+// MarshalJSON is only called with files to write (omitzero).
+func (f namedFiles) MarshalJSON() ([]byte, error) {
+	m := make(map[string]safefs.FileID, len(observed.ManagedFiles))
+	for i, id := range f.ids {
+		if id != (safefs.FileID{}) {
+			m[observed.ManagedFiles[i]] = id
+		}
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON drops names no longer managed; no known file leaves ids nil.
+func (f *namedFiles) UnmarshalJSON(b []byte) error {
+	var m map[string]safefs.FileID
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	var ids observed.FileIDs
+	for i, name := range observed.ManagedFiles {
+		ids[i] = m[name]
+	}
+	f.ids = nil
+	if ids.Count() > 0 {
+		f.ids = &ids
+	}
+	return nil
+}

@@ -261,5 +261,5 @@ func (c *Controller) prime() {
 	if r.scan == nil {
 		return
 	}
-	c.plan(r, c.settings(), false, c.opts.Now())
+	c.planEach(r, c.settings(), c.list(r, nil), false, c.opts.Now(), func(int, planned) {})
 }

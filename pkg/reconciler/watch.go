@@ -41,10 +41,11 @@ const (
 	maskSupervise = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 )
 
-// watchEntry is what one watch descriptor watches.
+// watchEntry is what one watch descriptor watches. The key comes first so that the two small
+// fields share one word: 24 bytes a watch, not 32, over ~4 watches per key.
 type watchEntry struct {
-	kind      watchKind
 	key       string
+	kind      watchKind
 	candidate bool // a profiles/ entry that was not a profile when watched (counted, capped)
 }
 

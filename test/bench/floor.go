@@ -117,7 +117,8 @@ func (w *world) startFloor() (*daemon, error) {
 const bootFloorEnv = "PC_BENCH_BOOT_FLOOR"
 
 func init() {
-	if v := os.Getenv(bootFloorEnv); v != "" {
+	// The rusage helper between the driver and the floor inherits the variable too.
+	if v := os.Getenv(bootFloorEnv); v != "" && (len(os.Args) < 2 || os.Args[1] != rusageHelperArg) {
 		home, scandir, _ := strings.Cut(v, ":")
 		if err := bootFloorMain(home, scandir); err != nil {
 			fmt.Fprintln(os.Stderr, "boot floor:", err)

@@ -45,6 +45,9 @@ func vlogf(format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == rusageHelperArg {
+		os.Exit(rusageHelper(os.Args[2:]))
+	}
 	os.Exit(run())
 }
 

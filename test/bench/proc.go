@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,42 +128,89 @@ type once struct {
 }
 
 // runProcess runs argv to completion with stdout discarded and stderr kept (capped), timing it
-// from just before the fork to just after the wait.
+// from just before the fork to just after the wait. It goes through the driver's own
+// -rusage-helper (see rusageHelper), which reports the figures.
 func runProcess(argv []string, timeout time.Duration) (once, error) {
 	return runProcessEnv(argv, nil, timeout)
 }
 
 // runProcessEnv is runProcess with env added to the driver's environment.
 func runProcessEnv(argv, env []string, timeout time.Duration) (once, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
+	self, err := os.Executable()
+	if err != nil {
+		return once{}, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return once{}, err
+	}
+	defer pr.Close()
+	cmd := exec.Command(self, append([]string{rusageHelperArg}, argv...)...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
 	var stderr cappedBuffer
 	stderr.max = 8 << 10
 	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{pw}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
+		pw.Close()
 		return once{}, err
 	}
+	pw.Close()
 	timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	err := cmd.Wait()
-	wall := time.Since(t0)
+	report, _ := io.ReadAll(pr)
+	err = cmd.Wait()
 	timedOut := !timer.Stop()
-	o := once{wall: wall, exit: cmd.ProcessState.ExitCode(), stderr: stderr.String()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		o.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		o.maxRSS = ru.Maxrss
+	o := once{exit: -1, stderr: stderr.String()}
+	var wall, cpu int64
+	if _, serr := fmt.Sscan(string(report), &wall, &cpu, &o.maxRSS, &o.exit); serr != nil && !timedOut {
+		return o, fmt.Errorf("%s: no report from the rusage helper: %w: %s", filepath.Base(argv[0]), errors.Join(serr, err), firstLine(o.stderr))
 	}
+	o.wall, o.cpu = time.Duration(wall), time.Duration(cpu)
 	if timedOut {
 		return o, fmt.Errorf("%s timed out after %s", filepath.Base(argv[0]), timeout)
 	}
+	return o, nil
+}
+
+// rusageHelperArg, as the driver's first argument, makes it rusageHelper.
+const rusageHelperArg = "-rusage-helper"
+
+// rusageHelper runs argv (stdout discarded, stderr inherited) and writes to fd 3 its wall time,
+// CPU (its waited-for children included) in ns, ru_maxrss in KiB and exit code. It stands
+// between the driver and the measured process because Go starts a child with vfork: the
+// child's exec then records the driver's own peak RSS (over 100 MiB once the worlds are built)
+// as the child's high-water mark, and its ru_maxrss says the driver's size, not its own. From
+// this small process that floor is a few MiB.
+func rusageHelper(argv []string) int {
+	if len(argv) == 0 {
+		return 2
+	}
+	report := os.NewFile(3, "report")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = os.Stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	err := cmd.Wait()
+	wall := time.Since(t0)
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		return o, err
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	return o, nil
+	var cpu time.Duration
+	var maxRSS int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		maxRSS = ru.Maxrss
+	}
+	fmt.Fprintf(report, "%d %d %d %d\n", wall.Nanoseconds(), cpu.Nanoseconds(), maxRSS, cmd.ProcessState.ExitCode())
+	return 0
 }
 
 // runOnce runs the controller with cmd on w.
