@@ -127,7 +127,7 @@ func (s *store) load() map[string]record {
 		if !ok {
 			continue
 		}
-		b, _, err := d.ReadFile(n, maxMemoryFileSize)
+		b, _, err := d.ReadOwnFile(n, maxMemoryFileSize)
 		if err != nil {
 			continue
 		}
