@@ -270,7 +270,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	c.keys[name] = ks
 	c.mu.Unlock()
 	if old == nil || !sameDurable(&before, ks) {
-		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
+		c.store.put(name, record{Memory: ks.Memory, Files: ks.Files, Gen: ks.Gen, State: ks.State, Status: ks.Status, SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
 }
 

@@ -106,6 +106,11 @@ type keyState struct {
 	// fresh `reconcile --once` need not read and render a slot that has not changed.
 	Files map[string]safefs.FileID `json:",omitempty"`
 	Gen   string                   `json:",omitempty"`
+	// State and Status are the last stable reads of the state file and of supervise/status,
+	// kept with the memory so that a fresh process (no profile or sup yet) need not read and
+	// decode either again while its FileID holds.
+	State  *desired.Profile `json:",omitempty"`
+	Status *s6.StatusMemo   `json:",omitempty"`
 	// SkeletonGID is the group the slot's supervise skeleton was made for by this controller
 	// (nil: none known), so that a newly set or changed gatewayUser reaches existing slots once.
 	SkeletonGID *int `json:",omitempty"`
@@ -160,6 +165,9 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 	var prev *desired.Profile
 	if ks != nil {
 		prev = ks.profile
+		if prev == nil {
+			prev = ks.State
+		}
 	}
 	var p desired.Profile
 	var present bool
@@ -215,8 +223,11 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 			in.Staging = staging
 		}
 		var known *observed.Known
-		if ks != nil && (ks.Files != nil || ks.sup != nil) {
+		if ks != nil && (ks.Files != nil || ks.sup != nil || ks.Status != nil) {
 			known = &observed.Known{Supervision: ks.sup}
+			if ks.sup == nil && ks.Status != nil {
+				known.Supervision = ks.Status.Supervision()
+			}
 			if ks.Gen == s.renderer.Generation() {
 				known.Files = ks.Files
 			}
@@ -296,6 +307,13 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.Memory = d.Memory
 	ks.pending = d.Pending
 	ks.profile = lk.Profile
+	switch p := lk.Profile; {
+	case p == nil:
+		ks.State = nil
+	case p.StateStable && p.Warning == "":
+		// A warning names the profile's path, which a later process may see elsewhere.
+		ks.State = p
+	}
 	ks.gwConfig = nil
 	if lk.gwConfig != (desired.GatewayConfig{}) {
 		gc := lk.gwConfig
@@ -313,11 +331,15 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	slot := lk.Slot
 	if slot == nil {
 		ks.SkeletonGID = nil // no slot, no skeleton (a create records its own in commit)
+		ks.Status = nil
 		return
 	}
 	if slot.Err == nil {
 		sup := slot.Supervision
 		ks.sup = &sup
+		if m := sup.Memo(); m != nil {
+			ks.Status = m
+		}
 	}
 	if lk.Profile == nil || slot.Err != nil {
 		return // the files were not compared

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/pkg/desired"
+	"github.com/hermes/profile-controller/pkg/s6"
 )
 
 // memoryDir is where a running controller keeps each profile's memory (runtime dir, tmpfs): one
@@ -44,6 +46,10 @@ type record struct {
 	Memory
 	Files map[string]safefs.FileID `json:",omitempty"`
 	Gen   string                   `json:",omitempty"`
+	// State and Status are the last stable reads of the state file and supervise/status (see
+	// keyState).
+	State  *desired.Profile `json:",omitempty"`
+	Status *s6.StatusMemo   `json:",omitempty"`
 	// SkeletonGID is the group of the slot's supervise skeleton, when the controller made one.
 	SkeletonGID *int `json:",omitempty"`
 	// Events is the profile's recent history (Controller.commit).
@@ -148,7 +154,7 @@ func (c *Controller) loadMemory() {
 		defer c.mu.Unlock()
 		for k, m := range mem {
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files, Gen: m.Gen, State: m.State, Status: m.Status, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
 		}
 	})
@@ -163,7 +169,7 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y *keyState) bool {
-	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
+	if x.Gen != y.Gen || !maps.Equal(x.Files, y.Files) || !sameState(x.State, y.State) || !sameStatus(x.Status, y.Status) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
 	}
@@ -175,3 +181,12 @@ func sameDurable(x, y *keyState) bool {
 }
 
 func sameGID(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// sameState and sameStatus compare kept reads by the file version they were decoded from.
+func sameState(a, b *desired.Profile) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.StateID == b.StateID)
+}
+
+func sameStatus(a, b *s6.StatusMemo) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.ID == b.ID)
+}
