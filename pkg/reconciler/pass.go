@@ -110,19 +110,15 @@ type planned struct {
 // plan looks at every key of a full pass and plans each one, exactly as ReconcileKey would.
 func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (listing, []planned) {
 	l := c.list(r, nil)
-	out := make([]planned, 0, len(l.keys))
+	out := make([]planned, len(l.keys))
 	root := -1
-	for _, k := range l.keys {
-		if k == desired.DefaultProfile && c.opts.Topology == Multiplex {
-			// Looked at first (what it serves, for the others), planned last (its effective
-			// intent sums up every folded profile's).
-			root = len(out)
-			out = append(out, planned{look: c.peek(r, s, k, boot, now)})
-			continue
-		}
-		lk, d := c.lookWith(r, s, k, boot, now)
-		out = append(out, planned{lk, d})
+	if c.opts.Topology == Multiplex {
+		// The root ("default", listed first) is looked at first (what it serves, for the
+		// others), planned last (its effective intent sums up every folded profile's).
+		root = 0
+		out[0] = planned{look: c.peek(r, s, l.keys[0], boot, now)}
 	}
+	c.lookKeys(r, s, l.keys, root+1, boot, now, out)
 	if root >= 0 {
 		p := &out[root]
 		p.Folds = c.topo.summary()

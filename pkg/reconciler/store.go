@@ -128,18 +128,24 @@ func (s *store) load() map[string]record {
 	}
 	defer d.Close()
 	names, _ := d.ReadDirNames()
-	for _, n := range names {
-		key, ok := strings.CutPrefix(n, "m-")
-		if !ok {
-			continue
+	recs := make([]*record, len(names))
+	// Decoding is most of a fresh process's start at scale: spread it like a pass's looks.
+	parallel(len(names), func(i int) {
+		if !strings.HasPrefix(names[i], "m-") {
+			return
 		}
-		b, _, err := d.ReadOwnFile(n, maxMemoryFileSize)
+		b, _, err := d.ReadOwnFile(names[i], maxMemoryFileSize)
 		if err != nil {
-			continue
+			return
 		}
 		var m record
 		if json.Unmarshal(b, &m) == nil {
-			out[key] = m
+			recs[i] = &m
+		}
+	})
+	for i, m := range recs {
+		if m != nil {
+			out[strings.TrimPrefix(names[i], "m-")] = *m
 		}
 	}
 	return out
