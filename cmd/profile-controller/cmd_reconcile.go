@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -187,23 +188,31 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 		return nil
 	}
 	rep := ctl.Pass(ctx, boot || ctl.BootPending(), false)
+	// One write(2) per 64 KiB of lines, not per line; flushed before each stderr line so that
+	// the two streams keep their order.
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	defer out.Flush()
+	warnf := func(format string, a ...any) {
+		out.Flush()
+		fmt.Fprintf(stderr, format, a...)
+	}
 	for _, l := range rep.Lines {
 		switch {
 		case l.Action == "skipped":
-			fmt.Fprintf(stderr, "profile-controller: warning: skipped %s\n", oneLine(l.Err.Error()))
+			warnf("profile-controller: warning: skipped %s\n", oneLine(l.Err.Error()))
 			continue
 		case l.Err != nil:
-			fmt.Fprintf(stderr, "profile-controller: error: profile %s: %s\n", l.Profile, oneLine(l.Err.Error()))
+			warnf("profile-controller: error: profile %s: %s\n", l.Profile, oneLine(l.Err.Error()))
 		}
-		fmt.Fprintln(stdout, l.String())
+		fmt.Fprintln(out, l.String())
 	}
 	for _, w := range rep.Warnings {
-		fmt.Fprintf(stderr, "profile-controller: warning: %s\n", oneLine(w.Error()))
+		warnf("profile-controller: warning: %s\n", oneLine(w.Error()))
 	}
 	if rep.Err != nil {
 		// Print the whole error: not every part of it belongs to a line above (the boot marker,
 		// an interrupted pass).
-		fmt.Fprintf(stderr, "profile-controller: error: %s\n", oneLine(rep.Err.Error()))
+		warnf("profile-controller: error: %s\n", oneLine(rep.Err.Error()))
 		return errors.New("the pass did not complete (see the errors above); the next pass retries")
 	}
 	return nil
