@@ -184,7 +184,7 @@ func (e *Executor) Apply(ctx context.Context, actions []Action) Result {
 					fail(key, fmt.Errorf("%s: %w", a, err))
 					continue
 				}
-				err = e.apply(ctx, a)
+				err = e.apply(ctx, a, nil)
 			}
 			if err != nil {
 				if a.Kind == CleanStale {
@@ -252,13 +252,20 @@ func (e *Executor) applyFileWork(ctx context.Context, actions []Action, ph int, 
 	for i := range errs {
 		errs[i] = errNotRun
 	}
+	var cr *s6.Creator
+	if ph == phase(Create) && len(keys) > 0 {
+		if c, err := s6.OpenCreator(e.Scandir); err == nil {
+			defer c.Close()
+			cr = c // else each create opens the scandir itself, and reports why it cannot
+		}
+	}
 	parallel(len(keys), func(j int) {
 		for _, i := range byKey[keys[j]] {
 			if ctx.Err() != nil {
 				return // Apply reports it
 			}
 			a := actions[i]
-			if errs[i] = e.apply(ctx, a); errs[i] != nil && a.Kind != CleanStale {
+			if errs[i] = e.apply(ctx, a, cr); errs[i] != nil && a.Kind != CleanStale {
 				return // a failed clean-stale is only a warning
 			}
 		}
@@ -292,7 +299,8 @@ func (e *Executor) pickup(ctx context.Context, picked []Action, res *Result, fai
 	}
 }
 
-func (e *Executor) apply(ctx context.Context, a Action) error {
+// apply runs one action; a create goes through cr when it is not nil.
+func (e *Executor) apply(ctx context.Context, a Action, cr *s6.Creator) error {
 	dir := filepath.Join(e.Scandir, a.Slot)
 	switch a.Kind {
 	case CleanStaging:
@@ -320,7 +328,12 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		if err != nil {
 			return err
 		}
-		if err := s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner); err != nil {
+		if cr != nil {
+			err = cr.CreateSlot(a.Slot, a.Files, a.Down, e.Owner)
+		} else {
+			err = s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner)
+		}
+		if err != nil {
 			release()
 			return err
 		}
