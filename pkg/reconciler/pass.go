@@ -54,6 +54,9 @@ type listing struct {
 	listErr error
 	// foreign are scandir entries that map to no key ("gateway-" itself).
 	foreign []observed.Foreign
+	// entries are the keys' scandir entries as listed (see roots.entries); nil when the
+	// scandir was not listed.
+	entries map[string]scandirEntries
 }
 
 // list lists the keys of a full pass: "default", every entry of profiles/ (skip: when not
@@ -78,10 +81,14 @@ func (c *Controller) list(r *roots, skip func(name string) bool) listing {
 		l.listErr = r.volErr
 	}
 	if r.scan != nil {
-		names, _ := r.scan.ReadDirNames()
+		names, err := r.scan.ReadDirNames()
+		if err == nil {
+			l.entries = make(map[string]scandirEntries, len(names))
+		}
 		for _, n := range names {
 			if k, ok := keyForScandirEntry(n); ok {
 				set[k] = true
+				l.entries[k] |= entryOf(n)
 			} else if n == desired.SlotPrefix {
 				l.foreign = append(l.foreign, observed.Foreign{Name: n, Reason: observed.ReasonEmptyProfile})
 			}
@@ -110,6 +117,8 @@ type planned struct {
 // plan looks at every key of a full pass and plans each one, exactly as ReconcileKey would.
 func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (listing, []planned) {
 	l := c.list(r, nil)
+	r.entries = l.entries
+	defer func() { r.entries = nil }() // later looks (finishTerminating) follow the applies
 	out := make([]planned, len(l.keys))
 	root := -1
 	if c.opts.Topology == Multiplex {

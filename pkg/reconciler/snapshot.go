@@ -27,6 +27,32 @@ type roots struct {
 	// (refs counts their users); see Controller.sharedRoots.
 	shared bool
 	refs   atomic.Int32
+	// entries, while a full pass plans, are the scandir entries of each key as the pass just
+	// listed them (a key missing has none): a key's look then tests only what was listed, no
+	// lstat or open of an absent name. Only this controller makes gateway-* and staging
+	// entries, so the listing is as current as those calls; the next pass lists again.
+	entries map[string]scandirEntries
+}
+
+// scandirEntries says which of a key's scandir entries were listed.
+type scandirEntries uint8
+
+const (
+	slotListed    scandirEntries = 1 << iota // gateway-<key>
+	stagingListed                            // .gateway-<key>.tmp
+)
+
+// entryOf is the kind of a key's scandir entry name.
+func entryOf(name string) scandirEntries {
+	if s6.IsStagingName(name) {
+		return stagingListed
+	}
+	return slotListed
+}
+
+// mayExist reports whether name's entry of kind e may exist: unknown without a listing.
+func (r *roots) mayExist(name string, e scandirEntries) bool {
+	return r.entries == nil || r.entries[name]&e != 0
 }
 
 // release gives back roots from openRoots (closed now) or sharedRoots (closed by the last user
@@ -219,8 +245,10 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 		lk.reused = true // no watch event since a full read that matched: nothing to read
 	} else {
 		lk.mark = c.markSlot(name, ks)
-		if staging, err := observed.StagingAt(r.scan, name); err == nil {
-			in.Staging = staging
+		if r.mayExist(name, stagingListed) {
+			if staging, err := observed.StagingAt(r.scan, name); err == nil {
+				in.Staging = staging
+			}
 		}
 		var known *observed.Known
 		if ks != nil && (ks.Files != nil || ks.sup != nil || ks.Status != nil) {
@@ -232,9 +260,11 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 				known.Files = ks.Files
 			}
 		}
-		slot, serr = observed.ReadSlotAt(r.scan, name, known, now)
-		if serr != nil {
-			in.Foreign = serr
+		if r.mayExist(name, slotListed) {
+			slot, serr = observed.ReadSlotAt(r.scan, name, known, now)
+			if serr != nil {
+				in.Foreign = serr
+			}
 		}
 	}
 	in.Slot = slot
