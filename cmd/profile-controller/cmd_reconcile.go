@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -187,26 +189,55 @@ func reconcileOnce(ctx context.Context, ctl *reconciler.Controller, boot bool, s
 		return nil
 	}
 	rep := ctl.Pass(ctx, boot || ctl.BootPending(), false)
+	// One write(2) per 64 KiB of lines, not per line. When both streams go to one file (a
+	// terminal, 2>&1), each stderr line flushes stdout before it and itself after, so that the
+	// lines keep their order there.
+	// A failed print leaves nothing useful to do, as for fmt.Fprint: Flush errors are dropped.
+	out, errs := bufio.NewWriterSize(stdout, 64<<10), bufio.NewWriterSize(stderr, 64<<10)
+	defer func() { _, _ = out.Flush(), errs.Flush() }()
+	shared := sameFile(stdout, stderr)
+	warnf := func(format string, a ...any) {
+		if shared {
+			_ = out.Flush()
+		}
+		fmt.Fprintf(errs, format, a...)
+		if shared {
+			_ = errs.Flush()
+		}
+	}
 	for _, l := range rep.Lines {
 		switch {
 		case l.Action == "skipped":
-			fmt.Fprintf(stderr, "profile-controller: warning: skipped %s\n", oneLine(l.Err.Error()))
+			warnf("profile-controller: warning: skipped %s\n", oneLine(l.Err.Error()))
 			continue
 		case l.Err != nil:
-			fmt.Fprintf(stderr, "profile-controller: error: profile %s: %s\n", l.Profile, oneLine(l.Err.Error()))
+			warnf("profile-controller: error: profile %s: %s\n", l.Profile, oneLine(l.Err.Error()))
 		}
-		fmt.Fprintln(stdout, l.String())
+		fmt.Fprintln(out, l.String())
 	}
 	for _, w := range rep.Warnings {
-		fmt.Fprintf(stderr, "profile-controller: warning: %s\n", oneLine(w.Error()))
+		warnf("profile-controller: warning: %s\n", oneLine(w.Error()))
 	}
 	if rep.Err != nil {
 		// Print the whole error: not every part of it belongs to a line above (the boot marker,
 		// an interrupted pass).
-		fmt.Fprintf(stderr, "profile-controller: error: %s\n", oneLine(rep.Err.Error()))
+		warnf("profile-controller: error: %s\n", oneLine(rep.Err.Error()))
 		return errors.New("the pass did not complete (see the errors above); the next pass retries")
 	}
 	return nil
+}
+
+// sameFile reports whether a and b are, or may be, one file (then the order of their lines
+// matters): two *os.File that are the same or cannot be stat'ed. Other writers are apart.
+func sameFile(a, b io.Writer) bool {
+	fa, ok := a.(*os.File)
+	fb, ok2 := b.(*os.File)
+	if !ok || !ok2 {
+		return false
+	}
+	sa, err := fa.Stat()
+	sb, err2 := fb.Stat()
+	return err != nil || err2 != nil || os.SameFile(sa, sb)
 }
 
 // oneLine keeps a message on one line.

@@ -150,6 +150,34 @@ func (d *Dir) ReadFile(name string, limit int64) ([]byte, unix.Stat_t, error) {
 		return nil, st, err
 	}
 	defer unix.Close(fd)
+	return d.readOpen(fd, st, name, limit)
+}
+
+// ReadOwnFile is ReadFile for a tree that only this process writes (the runtime dir): one open
+// with O_NOFOLLOW|O_NONBLOCK instead of OpenRegular's O_PATH, fstat and reopen, with the same
+// refusals (a FIFO or device is opened there, without blocking, but never read). Never use it
+// on an untrusted tree, where a planted FIFO must not even be opened.
+func (d *Dir) ReadOwnFile(name string, limit int64) ([]byte, unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENXIO) { // what opening a socket gives
+			err = fmt.Errorf("%w: it is a socket", ErrNotRegular)
+		}
+		return nil, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, st, &os.PathError{Op: "stat", Path: d.join(name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, st, &os.PathError{Op: "open", Path: d.join(name), Err: fmt.Errorf("%w: it is %s", ErrNotRegular, Kind(st.Mode))}
+	}
+	return d.readOpen(fd, st, name, limit)
+}
+
+// readOpen reads the open regular file fd (stat st) capped at limit.
+func (d *Dir) readOpen(fd int, st unix.Stat_t, name string, limit int64) ([]byte, unix.Stat_t, error) {
 	if st.Size > limit {
 		return nil, st, &os.PathError{Op: "read", Path: d.join(name), Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooBig, st.Size, limit)}
 	}

@@ -76,30 +76,37 @@ func TestSafefsSecurityReadFile(t *testing.T) {
 		}, wantErr: ErrNotRegular},
 		{name: "missing", setup: func(*testing.T, string) {}, wantErr: os.ErrNotExist},
 	}
+	// ReadOwnFile (for the runtime dir) opens a special file where ReadFile does not, but refuses
+	// the same files.
+	readers := map[string]func(d *Dir, name string, limit int64) ([]byte, unix.Stat_t, error){
+		"ReadFile": (*Dir).ReadFile, "ReadOwnFile": (*Dir).ReadOwnFile,
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := hostile.ShortTempDir(t)
-			p := filepath.Join(dir, "f")
-			tt.setup(t, p)
-			d := openTestDir(t, dir)
-			var (
-				b    []byte
-				rerr error
-			)
-			hostile.Within(t, blockLimit, func() { b, _, rerr = d.ReadFile("f", 64) })
-			if tt.wantErr == nil {
-				if rerr != nil || string(b) != tt.want {
-					t.Fatalf("ReadFile = %q, %v; want %q", b, rerr, tt.want)
+		for rname, read := range readers {
+			t.Run(rname+"/"+tt.name, func(t *testing.T) {
+				dir := hostile.ShortTempDir(t)
+				p := filepath.Join(dir, "f")
+				tt.setup(t, p)
+				d := openTestDir(t, dir)
+				var (
+					b    []byte
+					rerr error
+				)
+				hostile.Within(t, blockLimit, func() { b, _, rerr = read(d, "f", 64) })
+				if tt.wantErr == nil {
+					if rerr != nil || string(b) != tt.want {
+						t.Fatalf("%s = %q, %v; want %q", rname, b, rerr, tt.want)
+					}
+					return
 				}
-				return
-			}
-			if !errors.Is(rerr, tt.wantErr) {
-				t.Fatalf("ReadFile error = %v, want %v", rerr, tt.wantErr)
-			}
-			if b != nil {
-				t.Fatalf("ReadFile returned %q with an error", b)
-			}
-		})
+				if !errors.Is(rerr, tt.wantErr) {
+					t.Fatalf("%s error = %v, want %v", rname, rerr, tt.wantErr)
+				}
+				if b != nil {
+					t.Fatalf("%s returned %q with an error", rname, b)
+				}
+			})
+		}
 	}
 	outside.Check(t)
 }

@@ -164,22 +164,29 @@ func (e *Executor) Apply(ctx context.Context, actions []Action) Result {
 	var picked []Action
 	var unregistered []string
 	for ph := 0; ph <= 4; ph++ {
-		for _, a := range actions {
+		var done []error
+		if ph <= phase(Create) {
+			done = e.applyFileWork(ctx, actions, ph, res.Errors)
+		}
+		for i, a := range actions {
 			if phase(a.Kind) != ph {
 				continue
 			}
-			key := a.Profile
-			if key == "" {
-				key = a.Slot
-			}
+			key := actionKey(a)
 			if _, failed := res.Errors[key]; failed {
 				continue
 			}
-			if err := ctx.Err(); err != nil {
-				fail(key, fmt.Errorf("%s: %w", a, err))
-				continue
+			var err error
+			if done != nil && !errors.Is(done[i], errNotRun) {
+				err = done[i]
+			} else {
+				if err := ctx.Err(); err != nil {
+					fail(key, fmt.Errorf("%s: %w", a, err))
+					continue
+				}
+				err = e.apply(ctx, a, nil)
 			}
-			if err := e.apply(ctx, a); err != nil {
+			if err != nil {
 				if a.Kind == CleanStale {
 					res.Warnings = append(res.Warnings, fmt.Errorf("%s: %w", a, err))
 				} else {
@@ -210,6 +217,62 @@ func (e *Executor) Apply(ctx context.Context, actions []Action) Result {
 	return res
 }
 
+func actionKey(a Action) string {
+	if a.Profile != "" {
+		return a.Profile
+	}
+	return a.Slot
+}
+
+// errNotRun marks an action applyFileWork did not run (its key failed first, or ctx ended).
+var errNotRun = errors.New("not run")
+
+// applyFileWork runs the file work of phase ph (clean-up, updates, marks, creates: no fork,
+// no s6-svscanctl) of every key in parallel, each key's actions in order and none after its
+// first error, and returns each action's error by index (errNotRun: not run); Apply then books
+// them in order as if it had run them itself. Keys that failed earlier (failed, only read
+// here) are skipped.
+func (e *Executor) applyFileWork(ctx context.Context, actions []Action, ph int, failed map[string]error) []error {
+	var keys []string
+	byKey := map[string][]int{}
+	for i, a := range actions {
+		if phase(a.Kind) != ph {
+			continue
+		}
+		k := actionKey(a)
+		if _, ok := failed[k]; ok {
+			continue
+		}
+		if byKey[k] == nil {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], i)
+	}
+	errs := make([]error, len(actions))
+	for i := range errs {
+		errs[i] = errNotRun
+	}
+	var cr *s6.Creator
+	if ph == phase(Create) && len(keys) > 0 {
+		if c, err := s6.OpenCreator(e.Scandir); err == nil {
+			defer c.Close()
+			cr = c // else each create opens the scandir itself, and reports why it cannot
+		}
+	}
+	parallel(len(keys), func(j int) {
+		for _, i := range byKey[keys[j]] {
+			if ctx.Err() != nil {
+				return // Apply reports it
+			}
+			a := actions[i]
+			if errs[i] = e.apply(ctx, a, cr); errs[i] != nil && a.Kind != CleanStale {
+				return // a failed clean-stale is only a warning
+			}
+		}
+	})
+	return errs
+}
+
 // pickup runs one s6-svscanctl -a and waits for the supervisors of the whole batch at once. A
 // failed scan leaves the slots published and consistent; the next pass sees them unsupervised
 // and rescans.
@@ -236,7 +299,8 @@ func (e *Executor) pickup(ctx context.Context, picked []Action, res *Result, fai
 	}
 }
 
-func (e *Executor) apply(ctx context.Context, a Action) error {
+// apply runs one action; a create goes through cr when it is not nil.
+func (e *Executor) apply(ctx context.Context, a Action, cr *s6.Creator) error {
 	dir := filepath.Join(e.Scandir, a.Slot)
 	switch a.Kind {
 	case CleanStaging:
@@ -264,7 +328,12 @@ func (e *Executor) apply(ctx context.Context, a Action) error {
 		if err != nil {
 			return err
 		}
-		if err := s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner); err != nil {
+		if cr != nil {
+			err = cr.CreateSlot(a.Slot, a.Files, a.Down, e.Owner)
+		} else {
+			err = s6.CreateSlot(e.Scandir, a.Slot, a.Files, a.Down, e.Owner)
+		}
+		if err != nil {
 			release()
 			return err
 		}

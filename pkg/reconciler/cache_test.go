@@ -1,14 +1,18 @@
 package reconciler
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 
+	"github.com/hermes/profile-controller/internal/hostile"
+	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
 
@@ -193,5 +197,82 @@ func TestCacheConfigGeneration(t *testing.T) {
 	}
 	if got := lookCoder(t, c); len(got) == 0 || got[0] != "update gateway-coder run" {
 		t.Errorf("under a new config: %v, want run rewritten", got)
+	}
+}
+
+// freshLook flushes c's memory, starts a new controller on the same runtime dir (a fresh
+// `reconcile --once`), and looks at "coder" once with it.
+func freshLook(t *testing.T, c *Controller) (*Controller, look, Decision) {
+	t.Helper()
+	c.flushMemory()
+	fresh := New(c.opts)
+	fresh.loadMemory()
+	r := fresh.openRoots()
+	defer r.close()
+	lk, d := fresh.look(r, "coder", false, fresh.opts.Now())
+	return fresh, lk, d
+}
+
+// TestMemorySeesEveryChange: the memory files keep the last stable reads of the state file and
+// of supervise/status, so a fresh process reads neither while its FileID holds; any change made
+// between the two processes is still seen by the fresh one.
+func TestMemorySeesEveryChange(t *testing.T) {
+	later := func() time.Time { return time.Now().Add(time.Hour) } // every FileID is stable
+	// 35-byte status files stamped 2017-01-01 (TAI64: 2^62 + 37 s + the Unix time), no pid,
+	// want down and want up.
+	down := make([]byte, 35)
+	binary.BigEndian.PutUint64(down, 1<<62+37+1483228800)
+	up := slices.Clone(down)
+	up[34] = 1 << 2
+	withStatus := func(t *testing.T, c *Controller) string {
+		sup := filepath.Join(c.opts.Scandir, "gateway-coder", "supervise")
+		if err := os.Mkdir(sup, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		status := filepath.Join(sup, "status")
+		if err := os.WriteFile(status, down, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return status
+	}
+	t.Run("unchanged: neither is read", func(t *testing.T) {
+		c, state, _ := cacheVolume(t, later)
+		status := withStatus(t, c)
+		lookCoder(t, c)
+		ws, wt := hostile.WatchOpens(t, state), hostile.WatchOpens(t, status)
+		fresh, lk, d := freshLook(t, c)
+		if ks := fresh.state("coder"); ks.State == nil || ks.Status == nil {
+			t.Fatalf("not kept in the memory: %+v %+v", ks.State, ks.Status)
+		}
+		if n := ws.Events() + wt.Events(); n != 0 {
+			t.Errorf("%d opens or reads of the state or status file", n)
+		}
+		if lk.Profile == nil || lk.Profile.Intent != desired.Up || lk.Slot == nil || lk.Slot.Supervision.Status.WantUp {
+			t.Errorf("the kept reads were not used: %+v %+v", lk.Profile, lk.Slot)
+		}
+		if len(d.Actions) == 0 {
+			t.Errorf("no actions for a wanted-down gateway of an Up profile")
+		}
+	})
+	for name, ch := range changes {
+		t.Run("state file: "+name, func(t *testing.T) {
+			c, state, _ := cacheVolume(t, later)
+			lookCoder(t, c)
+			ch(t, state, []byte(`{"desired_state":"stopped"}`))
+			_, lk, _ := freshLook(t, c)
+			if lk.Profile == nil || lk.Profile.Intent != desired.Down {
+				t.Errorf("after the change: %+v, want the new intent (down)", lk.Profile)
+			}
+		})
+		t.Run("status: "+name, func(t *testing.T) {
+			c, _, _ := cacheVolume(t, later)
+			status := withStatus(t, c)
+			lookCoder(t, c)
+			ch(t, status, up)
+			_, lk, _ := freshLook(t, c)
+			if lk.Slot == nil || !lk.Slot.Supervision.Status.WantUp {
+				t.Errorf("after the change: %+v, want the new status (want up)", lk.Slot)
+			}
+		})
 	}
 }

@@ -54,6 +54,9 @@ type listing struct {
 	listErr error
 	// foreign are scandir entries that map to no key ("gateway-" itself).
 	foreign []observed.Foreign
+	// entries are the keys' scandir entries as listed (see roots.entries); nil when the
+	// scandir was not listed.
+	entries map[string]scandirEntries
 }
 
 // list lists the keys of a full pass: "default", every entry of profiles/ (skip: when not
@@ -78,10 +81,14 @@ func (c *Controller) list(r *roots, skip func(name string) bool) listing {
 		l.listErr = r.volErr
 	}
 	if r.scan != nil {
-		names, _ := r.scan.ReadDirNames()
+		names, err := r.scan.ReadDirNames()
+		if err == nil {
+			l.entries = make(map[string]scandirEntries, len(names))
+		}
 		for _, n := range names {
 			if k, ok := keyForScandirEntry(n); ok {
 				set[k] = true
+				l.entries[k] |= entryOf(n)
 			} else if n == desired.SlotPrefix {
 				l.foreign = append(l.foreign, observed.Foreign{Name: n, Reason: observed.ReasonEmptyProfile})
 			}
@@ -115,21 +122,31 @@ func (c *Controller) plan(r *roots, s *settings, boot bool, now time.Time) (list
 	return l, out
 }
 
+// passChunk is how many keys a full pass looks at, in parallel, before handing them over.
+const passChunk = 256
+
 // planEach is plan over the keys of l, handing each key's look and decision to take (with the
-// key's index in l.keys) as soon as it is planned, so that a caller keeps only what it needs
-// of each. Under Multiplex the root is handed over last.
+// key's index in l.keys), in order, a chunk at a time: the chunk's keys are looked at in
+// parallel (lookKeys), and a caller keeps only what it needs of each. Under Multiplex the
+// root is handed over last.
 func (c *Controller) planEach(r *roots, s *settings, l listing, boot bool, now time.Time, take func(i int, p planned)) {
-	root := -1
+	r.entries = l.entries
+	defer func() { r.entries = nil }() // later looks (finishTerminating) follow the applies
+	root, from := -1, 0
 	var rootLook look
-	for i, k := range l.keys {
-		if k == desired.DefaultProfile && c.opts.Topology == Multiplex {
-			// Looked at first (what it serves, for the others), planned last (its effective
-			// intent sums up every folded profile's).
-			root, rootLook = i, c.peek(r, s, k, boot, now)
-			continue
+	if c.opts.Topology == Multiplex {
+		// The root ("default", listed first) is looked at first (what it serves, for the
+		// others), planned last (its effective intent sums up every folded profile's).
+		root, from, rootLook = 0, 1, c.peek(r, s, l.keys[0], boot, now)
+	}
+	chunk := make([]planned, min(passChunk, len(l.keys)))
+	for lo := from; lo < len(l.keys); lo += passChunk {
+		part := chunk[:min(passChunk, len(l.keys)-lo)]
+		c.lookKeys(r, s, l.keys[lo:lo+len(part)], boot, now, part)
+		for k := range part {
+			take(lo+k, bootPlanned(boot, part[k]))
+			part[k] = planned{}
 		}
-		lk, d := c.lookWith(r, s, k, boot, now)
-		take(i, bootPlanned(boot, planned{lk, d}))
 	}
 	if root >= 0 {
 		p := planned{look: rootLook}

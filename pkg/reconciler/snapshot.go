@@ -28,6 +28,32 @@ type roots struct {
 	// (refs counts their users); see Controller.sharedRoots.
 	shared bool
 	refs   atomic.Int32
+	// entries, while a full pass plans, are the scandir entries of each key as the pass just
+	// listed them (a key missing has none): a key's look then tests only what was listed, no
+	// lstat or open of an absent name. Only this controller makes gateway-* and staging
+	// entries, so the listing is as current as those calls; the next pass lists again.
+	entries map[string]scandirEntries
+}
+
+// scandirEntries says which of a key's scandir entries were listed.
+type scandirEntries uint8
+
+const (
+	slotListed    scandirEntries = 1 << iota // gateway-<key>
+	stagingListed                            // .gateway-<key>.tmp
+)
+
+// entryOf is the kind of a key's scandir entry name.
+func entryOf(name string) scandirEntries {
+	if s6.IsStagingName(name) {
+		return stagingListed
+	}
+	return slotListed
+}
+
+// mayExist reports whether name's entry of kind e may exist: unknown without a listing.
+func (r *roots) mayExist(name string, e scandirEntries) bool {
+	return r.entries == nil || r.entries[name]&e != 0
 }
 
 // release gives back roots from openRoots (closed now) or sharedRoots (closed by the last user
@@ -108,6 +134,11 @@ type keyState struct {
 	// render a slot that has not changed. Shared between copies: never modified, only replaced.
 	Files *observed.FileIDs
 	Gen   string
+	// State and Status are the last stable reads of the state file and of supervise/status,
+	// kept with the memory so that a fresh process (no profile or sup yet) need not read and
+	// decode either again while its FileID holds.
+	State  *desired.Profile `json:",omitempty"`
+	Status *s6.StatusMemo   `json:",omitempty"`
 	// SkeletonGID is the group the slot's supervise skeleton was made for by this controller
 	// (nil: none known), so that a newly set or changed gatewayUser reaches existing slots once.
 	SkeletonGID *int `json:",omitempty"`
@@ -162,6 +193,9 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 	var prev *desired.Profile
 	if ks != nil {
 		prev = ks.profile
+		if prev == nil {
+			prev = ks.State
+		}
 	}
 	var p desired.Profile
 	var present bool
@@ -213,19 +247,26 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 		lk.reused = true // no watch event since a full read that matched: nothing to read
 	} else {
 		lk.mark = c.markSlot(name, ks)
-		if staging, err := observed.StagingAt(r.scan, name); err == nil {
-			in.Staging = staging
+		if r.mayExist(name, stagingListed) {
+			if staging, err := observed.StagingAt(r.scan, name); err == nil {
+				in.Staging = staging
+			}
 		}
 		var known *observed.Known
-		if ks != nil && (ks.Files != nil || ks.sup != nil) {
+		if ks != nil && (ks.Files != nil || ks.sup != nil || ks.Status != nil) {
 			known = &observed.Known{Supervision: ks.sup}
+			if ks.sup == nil && ks.Status != nil {
+				known.Supervision = ks.Status.Supervision()
+			}
 			if ks.Gen == s.renderer.Generation() {
 				known.Files = ks.Files
 			}
 		}
-		slot, serr = observed.ReadSlotAt(r.scan, name, known, now)
-		if serr != nil {
-			in.Foreign = serr
+		if r.mayExist(name, slotListed) {
+			slot, serr = observed.ReadSlotAt(r.scan, name, known, now)
+			if serr != nil {
+				in.Foreign = serr
+			}
 		}
 	}
 	in.Slot = slot
@@ -298,6 +339,13 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	ks.Memory = d.Memory
 	ks.pending = d.Pending
 	ks.profile = lk.Profile
+	switch p := lk.Profile; {
+	case p == nil:
+		ks.State = nil
+	case p.StateStable && p.Warning == "":
+		// A warning names the profile's path, which a later process may see elsewhere.
+		ks.State = p
+	}
 	ks.gwConfig = nil
 	if lk.gwConfig != (desired.GatewayConfig{}) {
 		gc := lk.gwConfig
@@ -316,11 +364,15 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	slot := lk.Slot
 	if slot == nil {
 		ks.SkeletonGID = nil // no slot, no skeleton (a create records its own in commit)
+		ks.Status = nil
 		return
 	}
 	if slot.Err == nil {
 		sup := slot.Supervision
 		ks.sup = &sup
+		if m := sup.Memo(); m != nil {
+			ks.Status = m
+		}
 	}
 	if lk.Profile == nil || slot.Err != nil {
 		return // the files were not compared

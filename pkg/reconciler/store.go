@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hermes/profile-controller/internal/safefs"
+	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/observed"
+	"github.com/hermes/profile-controller/pkg/s6"
 )
 
 // memoryDir is where a running controller keeps each profile's memory (runtime dir, tmpfs): one
@@ -44,6 +47,10 @@ type record struct {
 	Memory
 	Files namedFiles `json:",omitzero"`
 	Gen   string     `json:",omitempty"`
+	// State and Status are the last stable reads of the state file and supervise/status (see
+	// keyState).
+	State  *desired.Profile `json:",omitempty"`
+	Status *s6.StatusMemo   `json:",omitempty"`
 	// SkeletonGID is the group of the slot's supervise skeleton, when the controller made one.
 	SkeletonGID *int `json:",omitempty"`
 	// Events is the profile's recent history (Controller.commit).
@@ -81,22 +88,23 @@ func (s *store) flush() error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("memory dir: %w", err)
 	}
+	d, err := safefs.OpenDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("memory dir: %w", err)
+	}
+	defer d.Close()
 	var errs []error
-	tmp := filepath.Join(s.dir, ".tmp")
 	for key, m := range batch {
-		path := filepath.Join(s.dir, fileName(key))
+		name := fileName(key)
 		if m == nil {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, err)
+			if err := unix.Unlinkat(d.FD(), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, &os.PathError{Op: "remove", Path: d.Path() + "/" + name, Err: err})
 			}
 			continue
 		}
 		b, err := json.Marshal(m)
 		if err == nil {
-			err = os.WriteFile(tmp, b, 0o644)
-		}
-		if err == nil {
-			err = os.Rename(tmp, path)
+			err = replaceFile(d, name, b)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -113,8 +121,38 @@ func (s *store) flush() error {
 	return nil
 }
 
+// replaceFile writes data to name in d through the temp file .tmp and a rename: raw syscalls
+// relative to d (os.WriteFile and os.Rename add fcntl, epoll_ctl and an lstat, and walk the
+// whole path), 4 per file.
+func replaceFile(d *safefs.Dir, name string, data []byte) error {
+	const tmp = ".tmp"
+	fd, err := unix.Openat(d.FD(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: d.Path() + "/" + tmp, Err: err}
+	}
+	for b := data; len(b) > 0; {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: d.Path() + "/" + tmp, Err: err}
+		}
+		b = b[n:]
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: d.Path() + "/" + tmp, Err: err}
+	}
+	if err := unix.Renameat(d.FD(), tmp, d.FD(), name); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.Path() + "/" + tmp, New: d.Path() + "/" + name, Err: err}
+	}
+	return nil
+}
+
 // load reads every memory file, handing each profile's memory to each as it is decoded (so
-// that 10,000 of them are never held twice at once).
+// that 10,000 of them are never held twice at once). Decoding is most of a fresh process's
+// start at scale: it is spread over the Ps like a pass's looks, so each may run concurrently.
 func (s *store) load(each func(key string, m *record)) {
 	d, err := safefs.OpenDir(s.dir)
 	if err != nil {
@@ -122,20 +160,20 @@ func (s *store) load(each func(key string, m *record)) {
 	}
 	defer d.Close()
 	names, _ := d.ReadDirNames()
-	for _, n := range names {
-		key, ok := strings.CutPrefix(n, "m-")
+	parallel(len(names), func(i int) {
+		key, ok := strings.CutPrefix(names[i], "m-")
 		if !ok {
-			continue
+			return
 		}
-		b, _, err := d.ReadFile(n, maxMemoryFileSize)
+		b, _, err := d.ReadOwnFile(names[i], maxMemoryFileSize)
 		if err != nil {
-			continue
+			return
 		}
 		var m record
 		if json.Unmarshal(b, &m) == nil {
 			each(key, &m)
 		}
-	}
+	})
 }
 
 // loadMemory reads the memory files once, if there are any; a missing or corrupt one means no
@@ -146,7 +184,7 @@ func (c *Controller) loadMemory() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.keys[k] == nil {
-				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files.ids, Gen: m.Gen, SkeletonGID: m.SkeletonGID, Events: m.Events}
+				c.keys[k] = &keyState{Memory: m.Memory, Files: m.Files.ids, Gen: m.Gen, State: m.State, Status: m.Status, SkeletonGID: m.SkeletonGID, Events: m.Events}
 			}
 		})
 	})
@@ -161,7 +199,8 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y *keyState) bool {
-	if x.Gen != y.Gen || !sameFiles(x.Files, y.Files) || !sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
+	if x.Gen != y.Gen || !sameFiles(x.Files, y.Files) || !sameState(x.State, y.State) || !sameStatus(x.Status, y.Status) ||
+		!sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
 	}
@@ -218,4 +257,13 @@ func (f *namedFiles) UnmarshalJSON(b []byte) error {
 		f.ids = &ids
 	}
 	return nil
+}
+
+// sameState and sameStatus compare kept reads by the file version they were decoded from.
+func sameState(a, b *desired.Profile) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.StateID == b.StateID)
+}
+
+func sameStatus(a, b *s6.StatusMemo) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.ID == b.ID)
 }

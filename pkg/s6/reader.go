@@ -64,7 +64,7 @@ func ReadSupervisionAt(d *safefs.Dir, prev *Supervision, now time.Time) (Supervi
 		if lst, err := sup.Lstat("status"); err == nil && safefs.IDOf(&lst) == prev.StatusID {
 			// death_tally only grows when the service dies, which rewrites status too.
 			v.HasStatus, v.Status, v.Changed, v.Deaths = true, prev.Status, prev.Changed, prev.Deaths
-			v.StatusID, v.statusStable = prev.StatusID, true
+			v.StatusID, v.statusStable, v.raw = prev.StatusID, true, prev.raw
 			return v, nil
 		}
 	}
@@ -79,7 +79,7 @@ func ReadSupervisionAt(d *safefs.Dir, prev *Supervision, now time.Time) (Supervi
 	if err != nil {
 		return v, fmt.Errorf("parse %s/status: %w", sup.Path(), err)
 	}
-	v.HasStatus, v.Status = true, st
+	v.HasStatus, v.Status, v.raw = true, st, string(b)
 	v.Changed = time.Unix(fst.Mtim.Unix())
 	v.StatusID = safefs.IDOf(&fst)
 	v.statusStable = !now.IsZero() && v.StatusID.Stable(now)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -43,7 +44,7 @@ const (
 //
 // Name must be a clean relative path without "." or ".." components, and none of its directory
 // components may be "supervise" or "event" (those belong to s6). Mode is applied with an
-// explicit chmod, so the umask does not matter; only permission, setuid, setgid and sticky bits
+// explicit chmod (or by open itself where that is exact, see modes), so the umask does not matter; only permission, setuid, setgid and sticky bits
 // are used, and a zero Mode means 0644.
 type File struct {
 	Name string
@@ -109,12 +110,52 @@ func pathErr(op, p string, err error) error {
 	return &os.PathError{Op: op, Path: p, Err: err}
 }
 
+// modes tells when open and mkdir alone give a new entry its exact mode, so the chmod after
+// them can go: nil (never) unless learnt for the directory the entries are made in (newModes).
+type modes struct{ umask uint32 }
+
+// newModes learns d's modes: the process's umask (/proc/self/status), and that d has no
+// default ACL (which would replace the umask) and no setgid bit (which new directories would
+// inherit). nil when any of it is unknown.
+func newModes(d *safefs.Dir) *modes {
+	var st unix.Stat_t
+	if unix.Fstat(d.FD(), &st) != nil || st.Mode&unix.S_ISGID != 0 {
+		return nil
+	}
+	if _, err := unix.Fgetxattr(d.FD(), "system.posix_acl_default", nil); !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if u, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return &modes{umask: uint32(u)}
+			}
+		}
+	}
+	return nil
+}
+
+// exact reports whether creating with perm gives exactly perm (no special bits, none masked).
+func (m *modes) exact(perm uint32) bool {
+	return m != nil && perm&^0o777 == 0 && perm&m.umask == 0
+}
+
 // mkdirIn creates the directory name in d and opens it without following a symlink. With
 // mustCreate an existing entry is an error; otherwise an existing directory is reused (a symlink
 // or non-directory is refused). A new directory gets mode perm by an explicit chmod, after a
-// chown to owner when owner is non-nil (chown clears setgid, so it goes first).
-func mkdirIn(d *safefs.Dir, name string, perm uint32, owner *Owner, mustCreate bool) (*safefs.Dir, error) {
-	err := unix.Mkdirat(d.FD(), name, 0o700)
+// chown to owner when owner is non-nil (chown clears setgid, so it goes first), or from mkdir
+// itself when m says that is exact and there is no owner.
+func mkdirIn(d *safefs.Dir, name string, perm uint32, owner *Owner, mustCreate bool, m *modes) (*safefs.Dir, error) {
+	direct := owner == nil && m.exact(perm)
+	mode := uint32(0o700)
+	if direct {
+		mode = perm
+	}
+	err := unix.Mkdirat(d.FD(), name, mode)
 	created := err == nil
 	if err != nil && (mustCreate || !errors.Is(err, unix.EEXIST)) {
 		return nil, pathErr("mkdir", d.Path()+"/"+name, err)
@@ -123,7 +164,7 @@ func mkdirIn(d *safefs.Dir, name string, perm uint32, owner *Owner, mustCreate b
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if created && !direct {
 		if err := chownChmod(sub.FD(), sub.Path(), perm, owner); err != nil {
 			sub.Close()
 			return nil, err
@@ -144,11 +185,18 @@ func chownChmod(fd int, p string, perm uint32, owner *Owner) error {
 	return nil
 }
 
-// createFile writes a new file name in d (O_EXCL|O_NOFOLLOW), sets its mode and, off tmpfs,
-// fsyncs it. Raw syscalls: a regular file gains nothing from Go's poller.
-func createFile(d *safefs.Dir, name string, data []byte, mode os.FileMode) error {
+// createFile writes a new file name in d (O_EXCL|O_NOFOLLOW), sets its mode (by open itself
+// when m says that is exact) and, off tmpfs, fsyncs it. Raw syscalls: a regular file gains
+// nothing from Go's poller.
+func createFile(d *safefs.Dir, name string, data []byte, mode os.FileMode, m *modes) error {
 	p := d.Path() + "/" + name
-	fd, err := unix.Openat(d.FD(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	perm := uint32(mode.Perm())
+	direct := m.exact(perm)
+	open := uint32(0o600)
+	if direct {
+		open = perm
+	}
+	fd, err := unix.Openat(d.FD(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, open)
 	if err != nil {
 		return pathErr("create", p, err)
 	}
@@ -163,8 +211,10 @@ func createFile(d *safefs.Dir, name string, data []byte, mode os.FileMode) error
 		}
 		b = b[n:]
 	}
-	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
-		return pathErr("chmod", p, err)
+	if !direct {
+		if err := unix.Fchmod(fd, perm); err != nil {
+			return pathErr("chmod", p, err)
+		}
 	}
 	if durable(d) {
 		if err := unix.Fsync(fd); err != nil {
@@ -230,34 +280,64 @@ func removeEntry(d *safefs.Dir, name string) error {
 //
 // slot must be "gateway-<name>". A leftover staging entry is removed first without following a
 // symlink (a planted symlink is unlinked, its target untouched; a planted directory is removed
-// without following the links in it). Files are created with O_EXCL|O_NOFOLLOW, chmodded to
-// their Mode and fsynced; directories they need (log/) are made 0755, owned by the caller. The
+// without following the links in it). Files are created with O_EXCL|O_NOFOLLOW, given exactly
+// their Mode and fsynced (off tmpfs); directories they need (log/) are made 0755, owned by the caller. The
 // skeleton, built in the staging directory before it is published, is the s6-svperms model
 // (see makeSkeleton): event/ root:<gid> 03730, supervise/ root:<gid> 0710 and the FIFO
 // supervise/control root:<gid> 0620, each chowned before its chmod, and the same under log/
 // when the slot has one. The rename never replaces anything: when <scandir>/<slot> exists the
 // result is an error wrapping fs.ErrExist. On any error the staging entry is removed and the
 // scandir holds no new slot. The caller still has to run Client.Rescan for s6-svscan to see it.
-func CreateSlot(scandir, slot string, files []File, down bool, owner *Owner) (err error) {
+func CreateSlot(scandir, slot string, files []File, down bool, owner *Owner) error {
+	if err := checkSlotName(slot); err != nil {
+		return err
+	}
+	c, err := OpenCreator(scandir)
+	if err != nil {
+		return fmt.Errorf("create slot %s: %w", slot, err)
+	}
+	defer c.Close()
+	return c.CreateSlot(slot, files, down, owner)
+}
+
+// Creator creates slots in one scandir, opened once, with what each create would otherwise
+// learn again (whether open and mkdir give exact modes: see modes) learnt once. The umask is
+// read when it is opened: the process must not change it while the Creator is in use. Safe
+// for concurrent use on distinct slots.
+type Creator struct {
+	sd    *safefs.Dir
+	modes *modes
+}
+
+// OpenCreator opens scandir for CreateSlot calls. Close it when done.
+func OpenCreator(scandir string) (*Creator, error) {
+	sd, err := safefs.OpenDir(scandir)
+	if err != nil {
+		return nil, err
+	}
+	return &Creator{sd: sd, modes: newModes(sd)}, nil
+}
+
+// Close closes the scandir (a directory only read through: nothing to lose).
+func (c *Creator) Close() { c.sd.Close() }
+
+// CreateSlot is the package's CreateSlot in c's scandir.
+func (c *Creator) CreateSlot(slot string, files []File, down bool, owner *Owner) (err error) {
 	if err := checkSlotName(slot); err != nil {
 		return err
 	}
 	staging := StagingName(slot)
-	sd, err := safefs.OpenDir(scandir)
-	if err != nil {
-		return fmt.Errorf("create slot %s: %w", slot, err)
-	}
-	defer sd.Close()
+	sd := c.sd
 	target := sd.Path() + "/" + slot
-	if _, err := sd.Lstat(slot); err == nil {
-		return fmt.Errorf("create slot %s: %w", target, fs.ErrExist)
-	} else if !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("create slot %s: %w", target, err)
+	// An existing slot is refused by the rename (RENAME_NOREPLACE), a leftover staging entry
+	// by the mkdir, which is then retried once it is removed: no lstat of either first.
+	stDir, err := mkdirIn(sd, staging, dirMode, nil, true, c.modes)
+	if errors.Is(err, fs.ErrExist) {
+		if err := removeEntry(sd, staging); err != nil {
+			return fmt.Errorf("create slot %s: remove leftover staging: %w", target, err)
+		}
+		stDir, err = mkdirIn(sd, staging, dirMode, nil, true, c.modes)
 	}
-	if err := removeEntry(sd, staging); err != nil {
-		return fmt.Errorf("create slot %s: remove leftover staging: %w", target, err)
-	}
-	stDir, err := mkdirIn(sd, staging, dirMode, nil, true)
 	if err != nil {
 		return fmt.Errorf("create slot %s: %w", target, err)
 	}
@@ -269,7 +349,7 @@ func CreateSlot(scandir, slot string, files []File, down bool, owner *Owner) (er
 			}
 		}
 	}()
-	err = fillStaging(stDir, files, down, owner)
+	err = fillStaging(stDir, files, down, owner, c.modes)
 	if cerr := stDir.Close(); err == nil && cerr != nil {
 		err = pathErr("close", stDir.Path(), cerr)
 	}
@@ -287,7 +367,7 @@ func CreateSlot(scandir, slot string, files []File, down bool, owner *Owner) (er
 }
 
 // fillStaging writes everything a new slot holds into the fresh staging directory st.
-func fillStaging(st *safefs.Dir, files []File, down bool, owner *Owner) error {
+func fillStaging(st *safefs.Dir, files []File, down bool, owner *Owner, m *modes) error {
 	subdirs := map[string]*safefs.Dir{}
 	defer func() {
 		for _, d := range subdirs {
@@ -303,7 +383,7 @@ func fillStaging(st *safefs.Dir, files []File, down bool, owner *Owner) error {
 				d = sub
 				continue
 			}
-			sub, err := mkdirIn(d, dirs[i], dirMode, nil, false)
+			sub, err := mkdirIn(d, dirs[i], dirMode, nil, false, m)
 			if err != nil {
 				return nil, err
 			}
@@ -321,12 +401,12 @@ func fillStaging(st *safefs.Dir, files []File, down bool, owner *Owner) error {
 		if err != nil {
 			return err
 		}
-		if err := createFile(d, base, f.Data, fileMode(f.Mode)); err != nil {
+		if err := createFile(d, base, f.Data, fileMode(f.Mode), m); err != nil {
 			return err
 		}
 	}
 	if down {
-		if err := createFile(st, "down", nil, downMode); err != nil {
+		if err := createFile(st, "down", nil, downMode, m); err != nil {
 			return err
 		}
 	}
@@ -401,7 +481,7 @@ func WriteFile(slotDir string, f File) error {
 	}
 	defer func() { d.Close() }()
 	for _, name := range dirs {
-		sub, err := mkdirIn(d, name, dirMode, nil, false)
+		sub, err := mkdirIn(d, name, dirMode, nil, false, nil)
 		if err != nil {
 			return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
 		}
@@ -413,7 +493,7 @@ func WriteFile(slotDir string, f File) error {
 		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
 	}
 	tmp := "." + base + ".tmp-" + hex.EncodeToString(rnd[:])
-	if err := createFile(d, tmp, f.Data, fileMode(f.Mode)); err != nil {
+	if err := createFile(d, tmp, f.Data, fileMode(f.Mode), nil); err != nil {
 		_ = unix.Unlinkat(d.FD(), tmp, 0)
 		return fmt.Errorf("write %s/%s: %w", slotDir, f.Name, err)
 	}

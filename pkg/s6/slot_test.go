@@ -96,6 +96,31 @@ var _ = Describe("CreateSlot", func() {
 		Expect(entries(sd, ".*")).To(BeEmpty())
 	})
 
+	// Where the umask leaves the modes alone, open and mkdir set them and no chmod follows; a
+	// setgid scandir (whose bit new directories inherit) needs the chmod again.
+	It("gives exact modes whether or not open and mkdir alone can", func() {
+		for _, tc := range []struct {
+			umask  int
+			setgid bool
+		}{{0o022, false}, {0o002, false}, {0o000, false}, {0o022, true}} {
+			sd := quietScandir()
+			if tc.setgid {
+				Expect(os.Chmod(sd, 0o755|fs.ModeSetgid)).To(Succeed())
+			}
+			dir := filepath.Join(sd, "gateway-x")
+			withUmask(tc.umask, func() {
+				Expect(s6.CreateSlot(sd, "gateway-x", gatewayFiles, true, nil)).To(Succeed())
+			})
+			what := fmt.Sprintf("umask %03o, setgid scandir %t", tc.umask, tc.setgid)
+			Expect(lstatEntry(dir).mode).To(Equal(fs.ModeDir|0o755), what)
+			Expect(lstatEntry(filepath.Join(dir, "log")).mode).To(Equal(fs.ModeDir|0o755), what)
+			Expect(lstatEntry(filepath.Join(dir, "down")).mode).To(Equal(fs.FileMode(0o644)), what)
+			for _, f := range gatewayFiles {
+				Expect(lstatEntry(filepath.Join(dir, f.Name)).mode).To(Equal(f.Mode), what+": "+f.Name)
+			}
+		}
+	})
+
 	It("adds an empty 0644 down file when asked", func() {
 		sd := quietScandir()
 		withUmask(0o077, func() {

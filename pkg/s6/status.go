@@ -116,6 +116,36 @@ type Supervision struct {
 	// StatusID identifies the status file version that was decoded (zero without one).
 	StatusID     safefs.FileID
 	statusStable bool
+	// raw is the status file as read ("" without one), for Memo; a string keeps the struct
+	// comparable.
+	raw string
+}
+
+// StatusMemo is a stable read of supervise/status that outlives the process: the bytes as read
+// (which always encode, whatever times they hold), their FileID and the death count then.
+type StatusMemo struct {
+	ID     safefs.FileID
+	Raw    []byte
+	Deaths int `json:",omitempty"`
+}
+
+// Memo returns v's status read as a StatusMemo, or nil when v holds no stable one.
+func (v Supervision) Memo() *StatusMemo {
+	if !v.HasStatus || !v.statusStable || v.raw == "" {
+		return nil
+	}
+	return &StatusMemo{ID: v.StatusID, Raw: []byte(v.raw), Deaths: v.Deaths}
+}
+
+// Supervision turns m back into a read that ReadSupervisionAt takes as prev (nil when its bytes
+// do not parse). Only its status part is set: liveness is always probed.
+func (m *StatusMemo) Supervision() *Supervision {
+	st, err := ParseStatus(m.Raw)
+	if err != nil {
+		return nil
+	}
+	return &Supervision{HasStatus: true, Status: st, Changed: time.Unix(0, m.ID.Mtime), Deaths: m.Deaths,
+		StatusID: m.ID, statusStable: true, raw: string(m.Raw)}
 }
 
 // WantUp reports whether a live supervisor wants the service up.
