@@ -137,6 +137,9 @@ var _ = Describe("volume lease: one owner per volume", func() {
 		Expect(os.Rename(planted, a.leaseFile())).To(Succeed())
 		var owner, standby *Env
 		Eventually(func(g Gomega) {
+			// A looks at its lease once per resync: until it has, A still owning proves nothing.
+			g.Expect(len(a.LogsMatching("Lease re-taken")) + len(a.LogsMatching("Lease lost, stepping down"))).
+				To(Equal(1), "the owner has noticed the replacement")
 			ua, ub := a.UpGateways(g), b.UpGateways(g)
 			switch {
 			case len(ua) == len(names) && len(b.Slots(g)) == 0:

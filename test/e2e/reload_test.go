@@ -174,8 +174,9 @@ var _ = Describe("reload: run applies a new configuration without a restart, or 
 					g.Expect(int(fi.Sys().(*syscall.Stat_t).Gid)).To(Equal(gid), "%s/%s group", d, name)
 				}
 			}
+			// The log line follows the action, so it may come a moment after the files.
+			g.Expect(env.AppliedActions("alpha")).To(ContainElement("update gateway-alpha +skeleton"))
 		}).WithTimeout(convergeTimeout).Should(Succeed())
-		Expect(env.AppliedActions("alpha")).To(ContainElement("update gateway-alpha +skeleton"))
 		Expect(env.SupervisedPid("alpha")).To(Equal(pid), "the skeleton restarts nothing")
 
 		By("the user drives the running slot through it")
