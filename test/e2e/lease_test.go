@@ -138,7 +138,7 @@ var _ = Describe("volume lease: one owner per volume", func() {
 		var owner, standby *Env
 		Eventually(func(g Gomega) {
 			// A looks at its lease once per resync: until it has, A still owning proves nothing.
-			g.Expect(len(a.LogsMatching("Lease re-taken")) + len(a.LogsMatching("Lease lost, stepping down"))).
+			g.Expect(len(a.LogsMatching("Lease re-taken"))+len(a.LogsMatching("Lease lost, stepping down"))).
 				To(Equal(1), "the owner has noticed the replacement")
 			ua, ub := a.UpGateways(g), b.UpGateways(g)
 			switch {
