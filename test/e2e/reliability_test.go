@@ -87,7 +87,7 @@ var _ = Describe("reliability: bad state files, a read-only volume, clock skew, 
 		Consistently(func(g Gomega) { env.ExpectDown(g, "alpha") }).WithTimeout(time.Second).WithPolling(25 * time.Millisecond).Should(Succeed())
 		Eventually(func(g Gomega) { env.ExpectUp(g, "alpha") }).WithTimeout(convergeTimeout).Should(Succeed())
 		Expect(time.Since(t0)).To(BeNumerically(">=", 1500*time.Millisecond), "corrected before the settle period")
-		Expect(env.AppliedActions("alpha")).To(ContainElement("start gateway-alpha (drift)"))
+		Eventually(func() []string { return env.AppliedActions("alpha") }).Should(ContainElement("start gateway-alpha (drift)"), "the log line follows the action")
 		env.StopController()
 	})
 

@@ -58,7 +58,7 @@ var _ = Describe("reload: run applies a new configuration without a restart, or 
 				Expect(now[f]).To(Equal(stamps[name][f]), "%s: %s renders the same and must not be written", name, f)
 			}
 			Expect(env.SupervisedPid(name)).To(Equal(pids[name]), "%s: a reload restarts no gateway", name)
-			Expect(env.AppliedActions(name)).To(ContainElement("update gateway-" + name + " run"))
+			Eventually(func() []string { return env.AppliedActions(name) }).Should(ContainElement("update gateway-"+name+" run"), "the log line follows the action")
 		}
 		Eventually(func(g Gomega) {
 			st := env.ConfigStatus(g).Config

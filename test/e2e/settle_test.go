@@ -161,7 +161,7 @@ var _ = Describe("crash-loop backoff: a gateway the controller started that dies
 			second = starts[1]
 		}).WithTimeout(until(first.Add(13 * time.Second))).WithPolling(50 * time.Millisecond).Should(Succeed())
 		Expect(second.Sub(first)).To(BeNumerically(">=", 9800*time.Millisecond), "second start too early")
-		Expect(env.AppliedActions("fatal")).To(Equal([]string{"create gateway-fatal (up)", "start gateway-fatal"}))
+		Eventually(func() []string { return env.AppliedActions("fatal") }).Should(Equal([]string{"create gateway-fatal (up)", "start gateway-fatal"}), "the log line follows the action")
 
 		By("the next backoff is 20 s")
 		Eventually(func(g Gomega) {
