@@ -46,34 +46,34 @@ const MaxStateFileSize = 64 << 10
 // Profile is the desired state of one valid profile, derived from its directory.
 type Profile struct {
 	// Name is the profile name ("default" for the root).
-	Name string
+	Name string `json:",omitzero"`
 	// Dir is the profile directory (HERMES_HOME itself for "default").
-	Dir string
+	Dir string `json:",omitzero"`
 	// DesiredState and GatewayState are the raw string values from gateway_state.json
 	// ("" when absent or not a string).
-	DesiredState, GatewayState string
+	DesiredState, GatewayState string `json:",omitzero"`
 	// DesiredStateJSON and GatewayStateJSON are the same two values as compact JSON text, whatever
 	// their type ("" when the key is absent or null), e.g. `"running"`, `42`. PriorState uses them.
-	DesiredStateJSON, GatewayStateJSON string
+	DesiredStateJSON, GatewayStateJSON string `json:",omitzero"`
 	// HasStateFile reports whether gateway_state.json exists as a regular file.
-	HasStateFile bool
+	HasStateFile bool `json:",omitzero"`
 	// StateModTime is the state file's mtime: when the intent was last written. Zero without a file.
-	StateModTime time.Time
+	StateModTime time.Time `json:",omitzero"`
 	// BootIntent and Intent are the boot-pass and runtime columns of the intent table.
-	BootIntent, Intent Intent
+	BootIntent, Intent Intent `json:",omitzero"`
 	// Warning is a one-line problem with the state file ("" when none); the profile is still served.
-	Warning string
+	Warning string `json:",omitzero"`
 	// Port is the deterministic port derived from the name.
-	Port int
+	Port int `json:",omitzero"`
 	// StateID identifies the version of gateway_state.json the state fields were read from (zero
 	// without a regular file); StateStable reports that it can prove a later read unchanged
 	// (safefs.FileID.Stable). Volume.Profile reuses a previous read on an equal, stable StateID.
-	StateID     safefs.FileID
-	StateStable bool
+	StateID     safefs.FileID `json:",omitzero"`
+	StateStable bool          `json:",omitzero"`
 	// Served is the state file's served_profiles: the profiles a (root) gateway says it serves,
 	// in file order (nil when the key is absent or not a list; entries that are not strings are
 	// dropped).
-	Served []string
+	Served []string `json:",omitzero"`
 }
 
 // Slot returns the s6 slot name, "gateway-<name>".

@@ -21,31 +21,31 @@ const (
 // restarted controller keeps its backoff; a container restart (tmpfs) starts with none.
 type Memory struct {
 	// Seen is false until the profile was first observed.
-	Seen bool
+	Seen bool `json:",omitzero"`
 	// Intent is the runtime intent last seen; IntentSince is when it took that value (the
 	// state file's mtime then), or when the operator last wrote the file while the gateway was down.
-	Intent      desired.Intent
-	IntentSince time.Time
+	Intent      desired.Intent `json:",omitzero"`
+	IntentSince time.Time      `json:",omitzero"`
 	// StateModTime is the state file mtime last seen.
-	StateModTime time.Time
+	StateModTime time.Time `json:",omitzero"`
 	// Accepted is the supervisor state (Up or Down) last agreed on: set by the controller's own
 	// create, start and stop, and whenever intent and supervisor agree. Hold means unknown (a
 	// fresh controller). A supervisor still in the accepted state did not move: a disagreement
 	// then comes from a new intent and is acted on at once, whatever the timestamps say.
-	Accepted desired.Intent
+	Accepted desired.Intent `json:",omitzero"`
 	// StartedAt is when the controller last started the gateway; zero once judged.
-	StartedAt time.Time
+	StartedAt time.Time `json:",omitzero"`
 	// Crashed is true when the last down was a controller start that died within MinUptime.
-	Crashed bool
+	Crashed bool `json:",omitzero"`
 	// Failures counts consecutive crashes; NextStart is when the next start may happen.
-	Failures  int
-	NextStart time.Time
+	Failures  int       `json:",omitzero"`
+	NextStart time.Time `json:",omitzero"`
 	// TerminatingSince is when the controller first saw the slot of a gone profile and began
 	// taking it down; Killed is set once it sent SIGKILL (see planUnregister).
-	TerminatingSince time.Time
-	Killed           bool
+	TerminatingSince time.Time `json:",omitzero"`
+	Killed           bool      `json:",omitzero"`
 	// TermSent is set once the controller's s6-svc -d of a terminating slot went through.
-	TermSent bool
+	TermSent bool `json:",omitzero"`
 	// ActedOn is the supervise/status version the controller saw when it last sent a start or
 	// stop (at ActedAt): while the status keeps that version, the supervisor has not applied
 	// the command yet, and the planner waits instead of reading it as someone else's change.
@@ -55,7 +55,7 @@ type Memory struct {
 	ActedAt       time.Time `json:",omitzero"`
 	// NotServed is set while a folded profile is NotServed (topology.go): once decided, it lasts
 	// until the root lists the profile, a controller restart included.
-	NotServed bool `json:",omitempty"`
+	NotServed bool `json:",omitzero"`
 }
 
 // backoffDelay is 10 s, 20 s, 40 s, … capped at 5 min, for the n-th consecutive crash (n ≥ 1).

@@ -1,0 +1,56 @@
+package reconciler
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hermes/profile-controller/pkg/desired"
+)
+
+// A memory file keeps the newest persistedEvents of a key's events and leaves zero fields out;
+// what it keeps reads back the same.
+func TestMemoryFileKeepsTheNewestEventsAndNoZeroFields(t *testing.T) {
+	dir := t.TempDir()
+	var evs []Event
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	for i := range maxEvents + 2 {
+		evs = appendEvent(evs, Event{Time: t0.Add(time.Duration(i) * time.Second), Type: "Normal", Reason: "Started", Message: fmt.Sprint("event ", i)})
+	}
+	if len(evs) != maxEvents {
+		t.Fatalf("in process: %d events, want %d", len(evs), maxEvents)
+	}
+	s := newStore(dir)
+	s.put("coder", record{Memory: Memory{Seen: true, Intent: desired.Up}, Events: persisted(evs)})
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "memory", fileName("coder")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, zero := range []string{"NextStart", "TerminatingSince", "Crashed", "Failures", "Killed", "0001-01-01"} {
+		if strings.Contains(string(raw), zero) {
+			t.Errorf("memory file holds the zero field %s: %s", zero, raw)
+		}
+	}
+	var got *record
+	newStore(dir).load(func(key string, m *record) { got = m })
+	if got == nil {
+		t.Fatalf("memory file not read back: %s", raw)
+	}
+	if !got.Seen || got.Intent != desired.Up {
+		t.Errorf("memory read back as %+v", got.Memory)
+	}
+	if len(got.Events) != persistedEvents {
+		t.Fatalf("%d events read back, want %d", len(got.Events), persistedEvents)
+	}
+	for i, ev := range got.Events {
+		if want := fmt.Sprint("event ", maxEvents+2-persistedEvents+i); ev.Message != want || !ev.Time.Equal(evs[maxEvents-persistedEvents+i].Time) {
+			t.Errorf("event %d read back as %+v, want %q", i, ev, want)
+		}
+	}
+}
