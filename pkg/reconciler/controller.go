@@ -283,7 +283,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	c.mu.Unlock()
 	if old == nil || !sameDurable(&before, ks) {
 		c.store.put(name, record{Memory: ks.Memory, Files: namedFiles{ks.Files}, Gen: ks.Gen, State: ks.State, Status: ks.Status,
-			SkeletonGID: ks.SkeletonGID, Events: persisted(ks.Events)})
+			SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
 }
 

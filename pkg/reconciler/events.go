@@ -8,16 +8,10 @@ import (
 	"github.com/hermes/profile-controller/pkg/desired"
 )
 
-// maxEvents bounds each profile's event history; its memory file keeps the newest
-// persistedEvents of them, so that a restarted controller still says what happened last while
-// the runtime dir stays small (an event is ~250 bytes of JSON, most of a memory file).
-const (
-	maxEvents       = 10
-	persistedEvents = 5
-)
-
-// persisted is the part of evs a memory file keeps: the newest persistedEvents (shared).
-func persisted(evs []Event) []Event { return evs[max(0, len(evs)-persistedEvents):] }
+// maxEvents bounds each profile's event history, kept with its memory in the runtime dir
+// (where `describe` reads it). An event is ~250 bytes of JSON, most of a memory file: 5 say
+// what happened last and keep the file at 1–3 KiB; the log has every one.
+const maxEvents = 5
 
 // Event is one thing the controller did or saw about a profile, with its cause: what an
 // operator reads in `describe` and in the log (one line each, at the default level).

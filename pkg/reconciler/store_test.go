@@ -11,9 +11,9 @@ import (
 	"github.com/hermes/profile-controller/pkg/desired"
 )
 
-// A memory file keeps the newest persistedEvents of a key's events and leaves zero fields out;
-// what it keeps reads back the same.
-func TestMemoryFileKeepsTheNewestEventsAndNoZeroFields(t *testing.T) {
+// A key keeps its newest maxEvents events, its memory file leaves zero fields out, and what it
+// holds reads back the same.
+func TestMemoryFileHoldsTheNewestEventsAndNoZeroFields(t *testing.T) {
 	dir := t.TempDir()
 	var evs []Event
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -24,7 +24,7 @@ func TestMemoryFileKeepsTheNewestEventsAndNoZeroFields(t *testing.T) {
 		t.Fatalf("in process: %d events, want %d", len(evs), maxEvents)
 	}
 	s := newStore(dir)
-	s.put("coder", record{Memory: Memory{Seen: true, Intent: desired.Up}, Events: persisted(evs)})
+	s.put("coder", record{Memory: Memory{Seen: true, Intent: desired.Up}, Events: evs})
 	if err := s.flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,11 @@ func TestMemoryFileKeepsTheNewestEventsAndNoZeroFields(t *testing.T) {
 	if !got.Seen || got.Intent != desired.Up {
 		t.Errorf("memory read back as %+v", got.Memory)
 	}
-	if len(got.Events) != persistedEvents {
-		t.Fatalf("%d events read back, want %d", len(got.Events), persistedEvents)
+	if len(got.Events) != maxEvents {
+		t.Fatalf("%d events read back, want %d", len(got.Events), maxEvents)
 	}
 	for i, ev := range got.Events {
-		if want := fmt.Sprint("event ", maxEvents+2-persistedEvents+i); ev.Message != want || !ev.Time.Equal(evs[maxEvents-persistedEvents+i].Time) {
+		if want := fmt.Sprint("event ", 2+i); ev.Message != want || !ev.Time.Equal(evs[i].Time) {
 			t.Errorf("event %d read back as %+v, want %q", i, ev, want)
 		}
 	}
