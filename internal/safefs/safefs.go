@@ -26,8 +26,13 @@ var ErrSymlink = errors.New("is a symlink")
 
 // Dir is an open directory descriptor. Close it when done.
 type Dir struct {
-	fd   int
-	path string
+	fd int
+	// path is the path of a directory opened by path. A subdirectory has its parent and name
+	// instead and builds its path only when a message needs one: a look opens a few
+	// subdirectories per profile, and their paths are almost never wanted.
+	path   string
+	parent *Dir
+	name   string
 }
 
 // OpenDir opens a trusted directory path (symlinks in it are followed: it is configuration).
@@ -40,7 +45,12 @@ func OpenDir(path string) (*Dir, error) {
 }
 
 // Path returns the path the directory was opened by (for messages only).
-func (d *Dir) Path() string { return d.path }
+func (d *Dir) Path() string {
+	if d.parent != nil {
+		return d.parent.Path() + "/" + d.name
+	}
+	return d.path
+}
 
 // FD returns the raw descriptor; it stays owned by d.
 func (d *Dir) FD() int { return d.fd }
@@ -48,7 +58,7 @@ func (d *Dir) FD() int { return d.fd }
 // Close closes the descriptor.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
 
-func (d *Dir) join(name string) string { return d.path + "/" + name }
+func (d *Dir) join(name string) string { return d.Path() + "/" + name }
 
 func symlinkErr(err error) error {
 	// O_NOFOLLOW on a symlink gives ELOOP; O_DIRECTORY|O_NOFOLLOW on a symlink gives ENOTDIR or ELOOP.
@@ -70,7 +80,7 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 		}
 		return nil, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
 	}
-	return &Dir{fd: fd, path: d.join(name)}, nil
+	return &Dir{fd: fd, parent: d, name: name}, nil
 }
 
 // Lstat stats name in d without following a symlink.
@@ -100,24 +110,23 @@ func (d *Dir) IsRegular(name string) bool {
 // in device is then opened, but never read or written). The caller closes the descriptor.
 func (d *Dir) OpenRegular(name string, flags int) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
-	p := d.join(name)
 	if flags&unix.O_CREAT != 0 {
-		return -1, st, &os.PathError{Op: "open", Path: p, Err: errors.New("OpenRegular cannot create")}
+		return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: errors.New("OpenRegular cannot create")}
 	}
 	pfd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, st, &os.PathError{Op: "open", Path: p, Err: symlinkErr(err)}
+		return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
 	}
 	defer unix.Close(pfd)
 	if err := unix.Fstat(pfd, &st); err != nil {
-		return -1, st, &os.PathError{Op: "stat", Path: p, Err: err}
+		return -1, st, &os.PathError{Op: "stat", Path: d.join(name), Err: err}
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 	case unix.S_IFLNK: // O_PATH|O_NOFOLLOW opens the link itself
-		return -1, st, &os.PathError{Op: "open", Path: p, Err: ErrSymlink}
+		return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: ErrSymlink}
 	default:
-		return -1, st, &os.PathError{Op: "open", Path: p, Err: fmt.Errorf("%w: it is %s", ErrNotRegular, Kind(st.Mode))}
+		return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: fmt.Errorf("%w: it is %s", ErrNotRegular, Kind(st.Mode))}
 	}
 	flags |= unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags, 0)
@@ -125,17 +134,17 @@ func (d *Dir) OpenRegular(name string, flags int) (int, unix.Stat_t, error) {
 		// No usable /proc: open by name again, without following, and insist on the same inode.
 		fd, err = unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW, 0)
 		if err != nil {
-			return -1, st, &os.PathError{Op: "open", Path: p, Err: symlinkErr(err)}
+			return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
 		}
 	}
 	var st2 unix.Stat_t
 	if err := unix.Fstat(fd, &st2); err != nil {
 		unix.Close(fd)
-		return -1, st, &os.PathError{Op: "stat", Path: p, Err: err}
+		return -1, st, &os.PathError{Op: "stat", Path: d.join(name), Err: err}
 	}
 	if st2.Dev != st.Dev || st2.Ino != st.Ino || st2.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return -1, st, &os.PathError{Op: "open", Path: p, Err: fmt.Errorf("%w: replaced while being opened", ErrNotRegular)}
+		return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: fmt.Errorf("%w: replaced while being opened", ErrNotRegular)}
 	}
 	return fd, st2, nil
 }
@@ -215,13 +224,13 @@ func (d *Dir) readOpen(fd int, st unix.Stat_t, name string, limit int64) ([]byte
 func (d *Dir) ReadDirNames() ([]string, error) {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: d.path, Err: err}
+		return nil, &os.PathError{Op: "open", Path: d.Path(), Err: err}
 	}
-	f := os.NewFile(uintptr(fd), d.path)
+	f := os.NewFile(uintptr(fd), d.Path())
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
-		return nil, &os.PathError{Op: "readdir", Path: d.path, Err: err}
+		return nil, &os.PathError{Op: "readdir", Path: d.Path(), Err: err}
 	}
 	return names, nil
 }

@@ -104,7 +104,7 @@ const deathRecordSize = 14
 // so any conflicting lock means a live supervisor, and the kernel reports its pid. A missing
 // lock file means no supervisor has ever run there.
 func lockHolder(sup *safefs.Dir) (pid int, locked bool, err error) {
-	path := sup.Path() + "/lock"
+	path := func() string { return sup.Path() + "/lock" } // for messages only
 	fd, err := unix.Openat(sup.FD(), "lock", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -113,19 +113,19 @@ func lockHolder(sup *safefs.Dir) (pid int, locked bool, err error) {
 		if errors.Is(err, unix.ELOOP) {
 			err = safefs.ErrSymlink
 		}
-		return 0, false, &os.PathError{Op: "open", Path: path, Err: err}
+		return 0, false, &os.PathError{Op: "open", Path: path(), Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, false, &os.PathError{Op: "stat", Path: path, Err: err}
+		return 0, false, &os.PathError{Op: "stat", Path: path(), Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return 0, false, &os.PathError{Op: "lock", Path: path, Err: safefs.ErrNotRegular}
+		return 0, false, &os.PathError{Op: "lock", Path: path(), Err: safefs.ErrNotRegular}
 	}
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 0}
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
-		return 0, false, &os.PathError{Op: "fcntl F_GETLK", Path: path, Err: err}
+		return 0, false, &os.PathError{Op: "fcntl F_GETLK", Path: path(), Err: err}
 	}
 	if lk.Type == unix.F_UNLCK {
 		return 0, false, nil
