@@ -169,8 +169,7 @@ func (s *store) load(each func(key string, m *record)) {
 		if err != nil {
 			return
 		}
-		var m record
-		if json.Unmarshal(b, &m) == nil {
+		if m, err := decodeRecord(b); err == nil {
 			each(key, &m)
 		}
 	})
