@@ -18,17 +18,21 @@ const parallelChunk = 16
 // parallel calls do(i) for every i in [0, n), on up to GOMAXPROCS workers (one under `run`,
 // which sets GOMAXPROCS=1), and returns when all are done. Calls for distinct i must be
 // independent.
-func parallel(n int, do func(i int)) {
+func parallel(n int, do func(i int)) { parallelWorkers(n, func(_, i int) { do(i) }) }
+
+// parallelWorkers is parallel telling each call which worker makes it, in [0, parallelMax): calls
+// with the same worker never overlap.
+func parallelWorkers(n int, do func(worker, i int)) {
 	workers := min(runtime.GOMAXPROCS(0), parallelMax, (n+parallelChunk-1)/parallelChunk)
 	if workers <= 1 {
 		for i := range n {
-			do(i)
+			do(0, i)
 		}
 		return
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
 		wg.Go(func() {
 			for {
 				lo := int(next.Add(parallelChunk)) - parallelChunk
@@ -36,7 +40,7 @@ func parallel(n int, do func(i int)) {
 					return
 				}
 				for i := lo; i < min(lo+parallelChunk, n); i++ {
-					do(i)
+					do(w, i)
 				}
 			}
 		})

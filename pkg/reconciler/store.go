@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -33,7 +34,7 @@ type store struct {
 	mu    sync.Mutex
 	dirty map[string]*record // nil value: forget (remove the file)
 	once  sync.Once
-	// flushMu serialises flushes (they share the temp file).
+	// flushMu serialises flushes (they share the temp files, .tmp0 to .tmp3).
 	flushMu sync.Mutex
 }
 
@@ -93,39 +94,54 @@ func (s *store) flush() error {
 		return fmt.Errorf("memory dir: %w", err)
 	}
 	defer d.Close()
+	keys := make([]string, 0, len(batch))
+	for key := range batch {
+		keys = append(keys, key)
+	}
+	var errMu sync.Mutex
 	var errs []error
-	for key, m := range batch {
-		name := fileName(key)
+	// A boot pass writes every profile's file: spread over the Ps like the looks, each worker
+	// with a temp file of its own.
+	parallelWorkers(len(keys), func(w, i int) {
+		key := keys[i]
+		m, name := batch[key], fileName(key)
+		var err error
 		if m == nil {
-			if err := unix.Unlinkat(d.FD(), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, &os.PathError{Op: "remove", Path: d.Path() + "/" + name, Err: err})
+			if err = unix.Unlinkat(d.FD(), name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+				err = &os.PathError{Op: "remove", Path: d.Path() + "/" + name, Err: err}
+			} else {
+				err = nil
 			}
-			continue
+		} else {
+			var b []byte
+			if b, err = json.Marshal(m); err == nil {
+				err = replaceFile(d, ".tmp"+strconv.Itoa(w), name, b)
+			}
 		}
-		b, err := json.Marshal(m)
 		if err == nil {
-			err = replaceFile(d, name, b)
+			return
 		}
-		if err != nil {
-			errs = append(errs, err)
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+		if m != nil {
 			s.mu.Lock()
 			if _, newer := s.dirty[key]; !newer {
 				s.dirty[key] = m
 			}
 			s.mu.Unlock()
 		}
-	}
+	})
 	if len(errs) > 0 {
 		return fmt.Errorf("save memory in %s: %w", s.dir, errors.Join(errs...))
 	}
 	return nil
 }
 
-// replaceFile writes data to name in d through the temp file .tmp and a rename: raw syscalls
+// replaceFile writes data to name in d through the temp file tmp and a rename: raw syscalls
 // relative to d (os.WriteFile and os.Rename add fcntl, epoll_ctl and an lstat, and walk the
-// whole path), 4 per file.
-func replaceFile(d *safefs.Dir, name string, data []byte) error {
-	const tmp = ".tmp"
+// whole path), 4 per file. Writers at the same time need temp files of their own.
+func replaceFile(d *safefs.Dir, tmp, name string, data []byte) error {
 	fd, err := unix.Openat(d.FD(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: d.Path() + "/" + tmp, Err: err}

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +53,42 @@ func TestMemoryFileHoldsTheNewestEventsAndNoZeroFields(t *testing.T) {
 	for i, ev := range got.Events {
 		if want := fmt.Sprint("event ", 2+i); ev.Message != want || !ev.Time.Equal(evs[i].Time) {
 			t.Errorf("event %d read back as %+v, want %q", i, ev, want)
+		}
+	}
+}
+
+// A flush of many keys, spread over workers with a temp file each, writes every key's own
+// memory, and a later flush removes the forgotten ones and leaves the rest alone.
+func TestMemoryFlushOfManyKeys(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(parallelMax))
+	dir := t.TempDir()
+	s := newStore(dir)
+	const n = 40 * parallelChunk
+	for i := range n {
+		s.put(fmt.Sprint("p", i), record{Memory: Memory{Seen: true, Failures: i}})
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 2 {
+		s.forget(fmt.Sprint("p", i))
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	var mu sync.Mutex
+	newStore(dir).load(func(key string, m *record) {
+		mu.Lock()
+		got[key] = m.Failures
+		mu.Unlock()
+	})
+	if len(got) != n/2 {
+		t.Errorf("%d memory files read back, want %d", len(got), n/2)
+	}
+	for i := 1; i < n; i += 2 {
+		if f, ok := got[fmt.Sprint("p", i)]; !ok || f != i {
+			t.Errorf("p%d read back as %d (present %v), want %d", i, f, ok, i)
 		}
 	}
 }
