@@ -156,7 +156,7 @@ func controllerOptions(cfg Config, r *reconciler.Renderer, log logr.Logger, reg 
 		ServicesMax:       cfg.ServicesMax,
 		Topology:          reconciler.Topology(cfg.Topology),
 		Fallback:          reconciler.Fallback(cfg.Multiplex.Fallback),
-		CleanStale:        func(profile string) ([]string, error) { return volume.CleanStaleProfile(home, profile) },
+		CleanStale:        func() (reconciler.StaleBatch, error) { return volume.OpenHome(home) },
 		BootLog:           func(lines []string) error { return volume.AppendBootLog(home, lines) },
 		Log:               log,
 		Metrics:           reg,

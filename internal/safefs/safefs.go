@@ -130,12 +130,15 @@ func (d *Dir) OpenRegular(name string, flags int) (int, unix.Stat_t, error) {
 	}
 	flags |= unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags, 0)
+	if err == nil {
+		// The magic link names pfd's inode itself: nothing to check again. st, taken before
+		// the open, is no newer than what a read of fd returns.
+		return fd, st, nil
+	}
+	// No usable /proc: open by name again, without following, and insist on the same inode.
+	fd, err = unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		// No usable /proc: open by name again, without following, and insist on the same inode.
-		fd, err = unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
-		}
+		return -1, st, &os.PathError{Op: "open", Path: d.join(name), Err: symlinkErr(err)}
 	}
 	var st2 unix.Stat_t
 	if err := unix.Fstat(fd, &st2); err != nil {

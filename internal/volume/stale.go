@@ -51,28 +51,61 @@ func CleanStale(dir *safefs.Dir) (removed []string, err error) {
 // (a symlinked profiles/ or profile directory is an error and nothing is removed). home is
 // trusted; name must pass desired.ValidateName (or be "default").
 func CleanStaleProfile(home, name string) (removed []string, err error) {
-	if name != desired.DefaultProfile {
-		if err := desired.ValidateName(name); err != nil {
-			return nil, fmt.Errorf("clean stale files: %w", err)
-		}
+	h, err := OpenHome(home)
+	if err != nil {
+		return nil, err
 	}
+	defer h.Close()
+	return h.CleanStale(name)
+}
+
+// Home is HERMES_HOME opened for a batch of CleanStaleProfile calls: a boot pass cleans every
+// profile, and opening home and profiles/ once instead of for each saves 4 of 8 syscalls a
+// profile. Its methods may be called from several goroutines at once.
+type Home struct {
+	home     *safefs.Dir
+	profiles *safefs.Dir // nil with profilesErr when profiles/ cannot be opened
+	// profilesErr is why profiles/ is not open, reported by each named profile's clean-up (a
+	// volume with the root profile only has no profiles/).
+	profilesErr error
+}
+
+// OpenHome opens home (trusted) and, when it can, its profiles/ without following a symlink.
+func OpenHome(home string) (*Home, error) {
 	dir, err := safefs.OpenDir(home)
 	if err != nil {
 		return nil, fmt.Errorf("clean stale files: %w", err)
 	}
-	defer dir.Close()
-	if name == desired.DefaultProfile {
-		return CleanStale(dir)
+	h := &Home{home: dir}
+	if h.profiles, h.profilesErr = dir.OpenDir(desired.ProfilesDirName); h.profilesErr != nil {
+		h.profiles = nil
 	}
-	profiles, err := dir.OpenDir(desired.ProfilesDirName)
-	if err != nil {
+	return h, nil
+}
+
+// CleanStale is CleanStaleProfile on the opened home.
+func (h *Home) CleanStale(name string) (removed []string, err error) {
+	if name == desired.DefaultProfile {
+		return CleanStale(h.home)
+	}
+	if err := desired.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("clean stale files: %w", err)
 	}
-	defer profiles.Close()
-	pdir, err := profiles.OpenDir(name)
+	if h.profiles == nil {
+		return nil, fmt.Errorf("clean stale files: %w", h.profilesErr)
+	}
+	pdir, err := h.profiles.OpenDir(name)
 	if err != nil {
 		return nil, fmt.Errorf("clean stale files: %w", err)
 	}
 	defer pdir.Close()
 	return CleanStale(pdir)
+}
+
+// Close closes the directories.
+func (h *Home) Close() {
+	if h.profiles != nil {
+		h.profiles.Close()
+	}
+	h.home.Close()
 }

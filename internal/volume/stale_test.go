@@ -1,10 +1,13 @@
 package volume
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -185,5 +188,52 @@ func TestCleanStaleProfile(t *testing.T) {
 				t.Errorf("%s/%s was removed through a symlink", dir, n)
 			}
 		}
+	}
+}
+
+// One opened Home cleans many profiles from several goroutines at once, the root included; on a
+// volume without profiles/ the root is still cleaned and a named profile's clean-up says why not.
+func TestHomeCleansABatch(t *testing.T) {
+	home := t.TempDir()
+	var names []string
+	for i := range 64 {
+		name := fmt.Sprint("p", i)
+		names = append(names, name)
+		writeFile(t, filepath.Join(home, "profiles", name, "gateway.pid"), "1")
+	}
+	writeFile(t, filepath.Join(home, "processes.json"), "{}")
+	h, err := OpenHome(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var removed atomic.Int32
+	for _, name := range append(names, "default") {
+		wg.Go(func() {
+			r, err := h.CleanStale(name)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			removed.Add(int32(len(r)))
+		})
+	}
+	wg.Wait()
+	h.Close()
+	if got := removed.Load(); got != int32(len(names))+1 {
+		t.Errorf("removed %d files, want %d", got, len(names)+1)
+	}
+
+	bare := t.TempDir()
+	writeFile(t, filepath.Join(bare, "gateway.pid"), "1")
+	h, err = OpenHome(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if r, err := h.CleanStale("default"); err != nil || len(r) != 1 {
+		t.Errorf("root of a volume without profiles/: %v, %v", r, err)
+	}
+	if _, err := h.CleanStale("coder"); err == nil || !strings.Contains(err.Error(), "profiles") {
+		t.Errorf("named profile without profiles/: %v, want an error naming profiles/", err)
 	}
 }

@@ -324,40 +324,36 @@ func loadState(d *safefs.Dir, p *Profile, prev *Profile, now time.Time) {
 		readErr     error
 		bomPrefixed bool
 	)
-	st, err := d.Lstat(StateFileName)
-	if err == nil && prev != nil && prev.StateStable && st.Mode&unix.S_IFMT == unix.S_IFREG && safefs.IDOf(&st) == prev.StateID {
-		name, dir, port := p.Name, p.Dir, p.Port
-		*p = *prev
-		p.Name, p.Dir, p.Port = name, dir, port
-		return
+	if prev != nil && prev.StateStable {
+		st, err := d.Lstat(StateFileName)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && safefs.IDOf(&st) == prev.StateID {
+			name, dir, port := p.Name, p.Dir, p.Port
+			*p = *prev
+			p.Name, p.Dir, p.Port = name, dir, port
+			return
+		}
+	}
+	// The read checks the entry itself (O_PATH and fstat, see safefs.OpenRegular): a missing
+	// file, a symlink or a FIFO is told apart without a stat of its own.
+	b, fst, err := d.ReadFile(StateFileName, MaxStateFileSize)
+	if fst.Mode&unix.S_IFMT == unix.S_IFREG {
+		p.HasStateFile = true
+		p.StateModTime = time.Unix(fst.Mtim.Unix())
+		if err == nil {
+			p.StateID = safefs.IDOf(&fst)
+			p.StateStable = !now.IsZero() && p.StateID.Stable(now)
+		}
 	}
 	switch {
 	case err != nil && errors.Is(err, fs.ErrNotExist):
+	case err != nil && errors.Is(err, safefs.ErrSymlink):
+		readErr = fmt.Errorf("%w, not followed", safefs.ErrSymlink)
 	case err != nil:
 		readErr = cause(err)
-	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		readErr = fmt.Errorf("%w, not followed", safefs.ErrSymlink)
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		readErr = fmt.Errorf("%w: it is %s", safefs.ErrNotRegular, safefs.Kind(st.Mode))
 	default:
-		b, fst, err := d.ReadFile(StateFileName, MaxStateFileSize)
-		if fst.Mode&unix.S_IFMT == unix.S_IFREG {
-			p.HasStateFile = true
-			p.StateModTime = time.Unix(fst.Mtim.Unix())
-			if err == nil {
-				p.StateID = safefs.IDOf(&fst)
-				p.StateStable = !now.IsZero() && p.StateID.Stable(now)
-			}
-		}
-		switch {
-		case err != nil && errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			readErr = cause(err)
-		default:
-			bomPrefixed = bytes.HasPrefix(b, utf8BOM)
-			if doc, readErr = decodeState(b); readErr == nil {
-				applyState(p, doc)
-			}
+		bomPrefixed = bytes.HasPrefix(b, utf8BOM)
+		if doc, readErr = decodeState(b); readErr == nil {
+			applyState(p, doc)
 		}
 	}
 	var warning string

@@ -25,8 +25,15 @@ type Scanner interface {
 	RescanPrune(ctx context.Context, scandir string) error
 }
 
-// StaleCleaner unlinks a profile's stale runtime files on the boot pass.
-type StaleCleaner func(profile string) (removed []string, err error)
+// StaleCleaner opens HERMES_HOME for one batch of the boot pass's stale-file clean-ups.
+type StaleCleaner func() (StaleBatch, error)
+
+// StaleBatch unlinks profiles' stale runtime files, one profile per call, from several
+// goroutines at once.
+type StaleBatch interface {
+	CleanStale(profile string) (removed []string, err error)
+	Close()
+}
 
 // Executor applies actions to the scandir and s6. Every action is idempotent.
 type Executor struct {
@@ -252,11 +259,17 @@ func (e *Executor) applyFileWork(ctx context.Context, actions []Action, ph int, 
 	for i := range errs {
 		errs[i] = errNotRun
 	}
-	var cr *s6.Creator
+	var b batch
 	if ph == phase(Create) && len(keys) > 0 {
 		if c, err := s6.OpenCreator(e.Scandir); err == nil {
 			defer c.Close()
-			cr = c // else each create opens the scandir itself, and reports why it cannot
+			b.creator = c // else each create opens the scandir itself, and reports why it cannot
+		}
+	}
+	if ph == phase(CleanStale) && e.CleanStale != nil && len(keys) > 0 {
+		if sb, err := e.CleanStale(); err == nil {
+			defer sb.Close()
+			b.stale = sb // else each clean-up opens HERMES_HOME itself, and reports why it cannot
 		}
 	}
 	parallel(len(keys), func(j int) {
@@ -265,7 +278,7 @@ func (e *Executor) applyFileWork(ctx context.Context, actions []Action, ph int, 
 				return // Apply reports it
 			}
 			a := actions[i]
-			if errs[i] = e.apply(ctx, a, cr); errs[i] != nil && a.Kind != CleanStale {
+			if errs[i] = e.apply(ctx, a, &b); errs[i] != nil && a.Kind != CleanStale {
 				return // a failed clean-stale is only a warning
 			}
 		}
@@ -299,17 +312,36 @@ func (e *Executor) pickup(ctx context.Context, picked []Action, res *Result, fai
 	}
 }
 
-// apply runs one action; a create goes through cr when it is not nil.
-func (e *Executor) apply(ctx context.Context, a Action, cr *s6.Creator) error {
+// batch is what applyFileWork opened once for the file work of a phase (nil fields: not open).
+type batch struct {
+	creator *s6.Creator
+	stale   StaleBatch
+}
+
+// apply runs one action, through what b holds open when it is not nil.
+func (e *Executor) apply(ctx context.Context, a Action, b *batch) error {
+	if b == nil {
+		b = &batch{}
+	}
+	cr := b.creator
 	dir := filepath.Join(e.Scandir, a.Slot)
 	switch a.Kind {
 	case CleanStaging:
 		return s6.RemoveStaging(e.Scandir, a.Slot)
 	case CleanStale:
+		if b.stale != nil {
+			_, err := b.stale.CleanStale(a.Profile)
+			return err
+		}
 		if e.CleanStale == nil {
 			return nil
 		}
-		_, err := e.CleanStale(a.Profile)
+		sb, err := e.CleanStale()
+		if err != nil {
+			return err
+		}
+		defer sb.Close()
+		_, err = sb.CleanStale(a.Profile)
 		return err
 	case Update:
 		for _, f := range a.Files {

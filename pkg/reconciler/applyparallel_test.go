@@ -24,6 +24,18 @@ func (s *countingScanner) Rescan(context.Context, string) error {
 }
 func (s *countingScanner) RescanPrune(context.Context, string) error { return nil }
 
+// countingStale counts clean-ups and fails p007's.
+type countingStale struct{ opened, cleaned, closed atomic.Int32 }
+
+func (s *countingStale) CleanStale(p string) ([]string, error) {
+	s.cleaned.Add(1)
+	if p == "p007" {
+		return nil, errors.New("stale file is a FIFO")
+	}
+	return nil, nil
+}
+func (s *countingStale) Close() { s.closed.Add(1) }
+
 // TestApplyFileWorkInParallel: a batch big enough for several workers books every action as
 // a serial run would: a failed create fails its profile alone (its later actions skipped), a
 // failed clean-stale is a warning and its profile's create still runs, the others are picked
@@ -31,14 +43,11 @@ func (s *countingScanner) RescanPrune(context.Context, string) error { return ni
 func TestApplyFileWorkInParallel(t *testing.T) {
 	scandir := t.TempDir()
 	const n = 200
-	cleaned := atomic.Int32{}
+	stale := &countingStale{}
 	scan := &countingScanner{}
-	e := &Executor{Scandir: scandir, Services: nopS6{}, Scanner: scan, CleanStale: func(p string) ([]string, error) {
-		cleaned.Add(1)
-		if p == "p007" {
-			return nil, errors.New("stale file is a FIFO")
-		}
-		return nil, nil
+	e := &Executor{Scandir: scandir, Services: nopS6{}, Scanner: scan, CleanStale: func() (StaleBatch, error) {
+		stale.opened.Add(1)
+		return stale, nil
 	}}
 	var acts []Action
 	exists := map[string]bool{}
@@ -59,8 +68,11 @@ func TestApplyFileWorkInParallel(t *testing.T) {
 	if got := scan.rescans.Load(); got != 1 {
 		t.Errorf("%d rescans, want one for the batch", got)
 	}
-	if got := cleaned.Load(); got != n {
+	if got := stale.cleaned.Load(); got != n {
 		t.Errorf("clean-stale ran %d times, want %d", got, n)
+	}
+	if o, c := stale.opened.Load(), stale.closed.Load(); o != 1 || c != 1 {
+		t.Errorf("HERMES_HOME opened %d times and closed %d, want once for the batch", o, c)
 	}
 	if len(res.Warnings) != 1 {
 		t.Errorf("warnings %v, want the one failed clean-stale", res.Warnings)

@@ -122,7 +122,7 @@ func TestPlanSecurityHostileNames(t *testing.T) {
 
 	ex := &reconciler.Executor{
 		Scandir: scandir, Services: rec, Scanner: rec, PickupTimeout: time.Millisecond,
-		CleanStale: func(p string) ([]string, error) { return volume.CleanStaleProfile(home, p) },
+		CleanStale: func() (reconciler.StaleBatch, error) { return volume.OpenHome(home) },
 	}
 	_ = ex.Apply(context.Background(), actions) // the failed rescan is expected
 	if got := secListDir(t, scandir); strings.Join(got, ",") != "gateway-default,gateway-good" {
