@@ -213,7 +213,7 @@ func (r *Reader) digits(limit uint64) (uint64, error) {
 // String reads a string.
 func (r *Reader) String() (string, error) {
 	raw, err := r.rawString()
-	if err == errEscaped {
+	if errors.Is(err, errEscaped) {
 		return r.escapedString()
 	}
 	return string(raw), err
@@ -224,7 +224,7 @@ func (r *Reader) String() (string, error) {
 func (r *Reader) Quoted() ([]byte, error) {
 	start := r.i
 	if _, err := r.rawString(); err != nil {
-		if err == errEscaped {
+		if errors.Is(err, errEscaped) {
 			r.i = start
 			return nil, r.fail("a string without escapes")
 		}
