@@ -41,15 +41,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.publishConfigState(true)
 	defer c.publishConfigState(false)
 	defer c.ReleaseLease()
-	if !c.start(ctx) {
-		return nil // stopped during the boot pass: it is not recorded, the next start redoes it
-	}
 
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: controllerName, MetricsProvider: c.metrics.queueProvider()},
 	)
-	c.enqueue = queue.Add // the topology's wake-ups (topology.go); set before any worker runs
+	defer queue.ShutDown()
 	kick := make(chan struct{}, 1)
 	resync := make(chan struct{}, 1)
 	requestResync := func() {
@@ -58,9 +55,16 @@ func (c *Controller) Run(ctx context.Context) error {
 		default:
 		}
 	}
-
+	// The watches are in place before the first pass lists anything: an entry made after that
+	// listing is an event (read once the workers run), one made before it is listed. Armed
+	// after the pass, a profile dir made in between and given its SOUL.md after the resync's
+	// listing would wait for the next resync.
 	w := newWatcher(c, log, queue.Add, c.profileHint(queue.Add), requestResync)
 	defer w.close()
+	if !c.start(ctx) {
+		return nil // stopped during the boot pass: it is not recorded, the next start redoes it
+	}
+	c.enqueue = queue.Add // the topology's wake-ups (topology.go); set before any worker runs
 	c.watcher.Store(w)
 	defer c.watcher.Store(nil)
 	requestResync()
@@ -220,24 +224,31 @@ func (c *Controller) known(key string) bool {
 
 // profileHint gates events for entries of profiles/: a key already known, or an entry holding
 // SOUL.md, is queued; anything else (junk, or a profile still being created) is not, and gets a
-// watch (capped) so that its SOUL.md appearing is an event of its own.
+// watch (capped) so that its SOUL.md appearing is an event of its own. A SOUL.md that lands
+// between the first look and the watch makes no event: the look is made again once the watch
+// is in place.
 func (c *Controller) profileHint(add func(string)) func(name string, w *watcher) {
 	return func(name string, w *watcher) {
 		if c.known(name) {
 			add(name)
 			return
 		}
-		v, err := c.loader.Open()
-		if err != nil {
-			add(name) // let the reconcile report it
-			return
+		soul, err := c.hasSoul(name)
+		if err == nil && !soul && w.watchCandidate(name) {
+			soul, err = c.hasSoul(name)
 		}
-		soul := v.HasSoul(name)
-		v.Close()
-		if soul {
-			add(name)
-			return
+		if err != nil || soul {
+			add(name) // on an error, the reconcile reports it
 		}
-		w.watchCandidate(name)
 	}
+}
+
+// hasSoul reports whether profiles/name holds SOUL.md.
+func (c *Controller) hasSoul(name string) (bool, error) {
+	v, err := c.loader.Open()
+	if err != nil {
+		return false, err
+	}
+	defer v.Close()
+	return v.HasSoul(name), nil
 }

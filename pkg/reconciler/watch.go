@@ -228,16 +228,32 @@ func (w *watcher) complete(key string) bool {
 }
 
 // watchCandidate watches profiles/<name> when it is a directory with a valid name, up to
-// maxCandidateWatches such watches.
-func (w *watcher) watchCandidate(name string) {
+// maxCandidateWatches such watches. It reports whether it added the watch just now.
+func (w *watcher) watchCandidate(name string) bool {
 	if w.in == nil || desired.ValidateName(name) != nil || w.has(name, watchProfile) {
-		return
+		return false
 	}
 	w.mu.Lock()
 	full := w.candidates >= maxCandidateWatches
 	w.mu.Unlock()
-	if !full {
-		w.watch(w.profiles+"/"+name, watchEntry{kind: watchProfile, key: name, candidate: true}, maskFiles)
+	return !full && w.watch(w.profiles+"/"+name, watchEntry{kind: watchProfile, key: name, candidate: true}, maskFiles)
+}
+
+// hintListed hands every entry of a profiles/ watched just now to addProfile: the entries made
+// before the watch (mkdir -p profiles/<name>) made no event, and a resync would not watch them
+// for their SOUL.md.
+func (w *watcher) hintListed() {
+	v, err := w.c.loader.Open()
+	if err != nil {
+		return // the resync reports it
+	}
+	names, err := v.Names()
+	v.Close()
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		w.addProfile(name, w)
 	}
 }
 
@@ -300,7 +316,9 @@ func (w *watcher) handle(ev inotify.Event) {
 	case watchHome:
 		switch ev.Name {
 		case desired.ProfilesDirName:
-			w.watch(w.profiles, watchEntry{kind: watchProfiles}, maskEntries)
+			if w.watch(w.profiles, watchEntry{kind: watchProfiles}, maskEntries) {
+				w.hintListed()
+			}
 			w.all()
 		case desired.StateFileName:
 			w.add(desired.DefaultProfile)
