@@ -430,6 +430,20 @@ var _ = Describe("Controller.Run", func() {
 		Expect(logs.count(0, `"msg"="Reconciled"`, `"profile"="junk00001"`)).To(BeZero(), "a junk name was reconciled")
 	})
 
+	It("sees a profile made with profiles/ itself (mkdir -p) get its SOUL.md, without waiting for a resync", func() {
+		opts.ResyncPeriod = time.Hour // only file events can pick it up
+		Expect(os.Remove(filepath.Join(home, "profiles"))).To(Succeed())
+		start()
+		from := logs.mark()
+		dir := filepath.Join(home, "profiles", "late")
+		Expect(os.MkdirAll(dir, 0o755)).To(Succeed()) // one event, for profiles/ alone
+		// profiles/ appearing asks for a resync; it lists late without SOUL.md and passes it by.
+		Eventually(func() int { return logs.count(from, `"msg"="Reconciled"`, kv("profile", "default")) }).Should(BeNumerically(">=", 1))
+		writeState(dir, `{"desired_state":"running"}`)
+		Expect(os.WriteFile(filepath.Join(dir, "SOUL.md"), []byte("# late\n"), 0o644)).To(Succeed())
+		created("late")
+	})
+
 	It("kills the gateway of a deleted profile that ignores SIGTERM, without holding up other profiles", func() {
 		tpl := sleepTemplates
 		tpl.Run = "#!/bin/sh\ncase \"$(pwd -P)\" in */gateway-stubborn) trap '' TERM ;; esac\nexec sleep 1000\n"
