@@ -42,6 +42,14 @@ func convergedVolume(b *testing.B, n int) (func() *reconciler.Controller, []stri
 // the slots are laid out.
 func convergedVolumeWith(b *testing.B, n int, prepare func(home string, names []string)) (func() *reconciler.Controller, []string, *failingS6) {
 	b.Helper()
+	opts, names, fake := convergedOptions(b, n, prepare)
+	return func() *reconciler.Controller { return reconciler.New(opts) }, names, fake
+}
+
+// convergedOptions lays out the volume of convergedVolumeWith and returns the options of a
+// controller for it (a fresh one per New), the profile names and the s6 stand-in.
+func convergedOptions(b testing.TB, n int, prepare func(home string, names []string)) (reconciler.Options, []string, *failingS6) {
+	b.Helper()
 	root := b.TempDir()
 	home, scandir := filepath.Join(root, "home"), filepath.Join(root, "service")
 	names, err := benchvol.MakeHome(home, n, 0)
@@ -78,13 +86,10 @@ func convergedVolumeWith(b *testing.B, n int, prepare func(home string, names []
 	// The volume was written just now; a real one is older than the racy window, so the
 	// controllers' clock runs that much ahead (instead of waiting it out).
 	now := func() time.Time { return time.Now().Add(safefs.RacyWindow) }
-	newCtl := func() *reconciler.Controller {
-		return reconciler.New(reconciler.Options{
-			HermesHome: home, Scandir: scandir, RuntimeDir: filepath.Join(root, "run"),
-			Services: fake, Scanner: fake, Renderer: r, Log: logr.Discard(), Now: now,
-		})
-	}
-	return newCtl, names, fake
+	return reconciler.Options{
+		HermesHome: home, Scandir: scandir, RuntimeDir: filepath.Join(root, "run"),
+		Services: fake, Scanner: fake, Renderer: r, Log: logr.Discard(), Now: now,
+	}, names, fake
 }
 
 // BenchmarkPassNoop is `reconcile --once` with nothing to do, minus process start: a fresh

@@ -216,19 +216,23 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 	s := c.settings()
 	l := c.list(r, nil)
 	keys := make([]passKey, len(l.keys))
-	var held []planned // the keys with actions, for the batch
+	// held are the keys with actions, for the batch: by pointer, so that growing the list never
+	// copies (or holds twice) a 10,000-key boot pass's looks, and each can go once committed.
+	var held []*planned
 	var actions []Action
 	c.planEach(r, s, l, boot, now, func(i int, p planned) {
 		keys[i] = c.passKeyOf(r, boot, p)
-		if len(p.Actions) == 0 {
+		actions = append(actions, p.Actions...)
+		if onlyCleanStale(p.Actions) {
 			if !dryRun {
-				// Nothing to apply: commit now, as the batch would (no result of its own).
+				// Nothing to apply, or only the boot pass's clean-stale, whose failure is a warning
+				// of the pass and never the key's: commit now, as the batch would.
 				c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, Result{}, now)
 			}
 			return
 		}
-		actions = append(actions, p.Actions...)
-		held = append(held, stripped(p))
+		p = stripped(p)
+		held = append(held, &p)
 	})
 	rep := Report{Foreign: l.foreign}
 	for _, k := range keys {
@@ -265,10 +269,11 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 		}
 		release()
 		c.metrics.applied(actions, res)
-		for _, p := range held {
+		for i, p := range held {
 			// A pass reports per profile in its lines (boot log, reconcile's stdout): its events are
 			// kept, and logged at -v 1.
 			c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, res, now)
+			held[i] = nil
 		}
 		held = nil
 		var gone []string
@@ -344,6 +349,17 @@ func (c *Controller) passKeyOf(r *roots, boot bool, p planned) passKey {
 		}
 	}
 	return k
+}
+
+// onlyCleanStale reports whether as holds nothing but clean-stale actions (or nothing): its
+// commit needs no result, so a boot pass over converged profiles holds none of their looks.
+func onlyCleanStale(as []Action) bool {
+	for _, a := range as {
+		if a.Kind != CleanStale {
+			return false
+		}
+	}
+	return true
 }
 
 // stripped is p without what its commit no longer needs: the slot's file bytes and the
