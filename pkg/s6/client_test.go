@@ -3,6 +3,7 @@ package s6_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,6 +169,40 @@ var _ = Describe("ReadSupervision against a realDir s6-svscan", func() {
 		v, err = s6.ReadSupervision(filepath.Join(tmpRoot, "does-not-exist"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(v).To(Equal(s6.Supervision{}))
+	})
+
+	It("WaitAllSupervised waits for a whole batch, and fails only the dirs s6-svscan never picks up", func(ctx SpecContext) {
+		// More never-picked dirs first than one poll reads (pollWindow), then the real slots:
+		// the polls must come round to the slots behind them.
+		var dirs []string
+		quiet := quietScandir()
+		for i := range 10 {
+			name := fmt.Sprintf("gateway-never%d", i)
+			Expect(s6.CreateSlot(quiet, name, []s6.File{runFile(sleepRun)}, true, nil)).To(Succeed())
+			dirs = append(dirs, filepath.Join(quiet, name))
+		}
+		var slots []string
+		for range 12 {
+			name, dir := newSlot()
+			Expect(s6.CreateSlot(scandir, name, []s6.File{runFile(sleepRun)}, true, nil)).To(Succeed())
+			cleanupSlot(name, dir)
+			slots = append(slots, dir)
+		}
+		dirs = append(dirs, slots...)
+		Expect(client.Rescan(ctx, scandir)).To(Succeed())
+
+		errs := s6.WaitAllSupervised(ctx, dirs, 300*time.Millisecond)
+		Expect(errs).To(HaveLen(len(dirs)))
+		for i, err := range errs[:10] {
+			Expect(err).To(MatchError(ContainSubstring("picked up no slot of the batch")), "dir %d", i)
+			Expect(errors.Is(err, context.DeadlineExceeded)).To(BeTrue())
+		}
+		for i, err := range errs[10:] {
+			Expect(err).NotTo(HaveOccurred(), "slot %d", i)
+			Expect(read(Default, slots[i]).Supervised).To(BeTrue())
+		}
+		Expect(s6.WaitAllSupervised(ctx, slots, time.Second)).To(HaveEach(BeNil()), "a batch already up")
+		Expect(s6.WaitAllSupervised(ctx, nil, time.Second)).To(BeEmpty())
 	})
 
 	It("WaitSupervised stops when its context ends", func() {

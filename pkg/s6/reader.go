@@ -18,6 +18,9 @@ const maxStatusSize = 64
 // pollInterval is how often WaitSupervised re-reads a service directory.
 const pollInterval = 5 * time.Millisecond
 
+// pollWindow is how many still-waiting dirs one poll of WaitAllSupervised reads.
+const pollWindow = 8
+
 // ReadSupervision reads <serviceDir>/supervise/lock and supervise/status without following
 // symlinks, without blocking, with capped reads, and without forking.
 //
@@ -162,50 +165,74 @@ func WaitSupervised(ctx context.Context, dir string, timeout time.Duration) erro
 	}
 }
 
-// WaitAllSupervised waits, like WaitSupervised, for every dir of a batch at once: it polls only
-// the dirs still waiting, and fails the rest only when stall (default 2 s) passes without one
-// more of them being picked up, so a batch of any size gets the time s6-svscan needs while it
-// keeps spawning supervisors. It returns one error per dir (nil for the ones picked up); a
-// ReadSupervision error fails that dir at once; ctx ending fails every dir still waiting.
+// WaitAllSupervised waits, like WaitSupervised, for every dir of a batch at once, and fails the
+// dirs still waiting only when stall (default 2 s) passes without one more of them being picked
+// up, so a batch of any size gets the time s6-svscan needs while it keeps spawning supervisors.
+// It returns one error per dir (nil for the ones picked up); a ReadSupervision error fails that
+// dir at once; ctx ending fails every dir still waiting.
+//
+// A poll reads the waiting dirs in turn, from where the last one stopped, until pollWindow of
+// them are still waiting: one of a 1,000-slot batch reads a few dirs, not all that wait, so the
+// wait leaves the CPU to s6-svscan and the supervisors it spawns. The dirs picked up meanwhile
+// are read as the polls come round to them (a poll passes any number of those), and before
+// failing the batch a poll reads every waiting dir.
 func WaitAllSupervised(ctx context.Context, dirs []string, stall time.Duration) []error {
 	if stall <= 0 {
 		stall = 2 * time.Second
 	}
 	errs := make([]error, len(dirs))
+	if len(dirs) == 0 {
+		return errs
+	}
 	waiting := make([]int, len(dirs))
 	for i := range dirs {
 		waiting[i] = i
 	}
+	next := 0 // where the next poll starts in waiting
 	last := time.Now()
 	for {
 		began := time.Now()
-		left := waiting[:0]
-		for _, i := range waiting {
+		full := began.Sub(last) >= stall
+		n, still, read := len(waiting), 0, 0
+		for read < n && (full || still < pollWindow) {
+			k := (next + read) % n
+			i := waiting[k]
+			read++
 			v, err := ReadSupervision(dirs[i])
 			switch {
 			case err != nil:
 				errs[i] = fmt.Errorf("wait for supervisor of %s: %w", dirs[i], err)
 			case v.Supervised && v.HasStatus:
 			default:
-				left = append(left, i)
+				still++
 				continue
 			}
+			waiting[k] = -1 // done: dropped below
 			last = time.Now()
 		}
-		waiting = left
+		stop := (next + read) % n // the first dir this poll did not read (next itself when all were)
+		left, at := waiting[:0], 0
+		for k, i := range waiting {
+			if k == stop {
+				at = len(left)
+			}
+			if i >= 0 {
+				left = append(left, i)
+			}
+		}
+		waiting, next = left, at
 		if len(waiting) == 0 {
 			return errs
 		}
-		if time.Since(last) >= stall {
+		if full && time.Since(last) >= stall {
 			for _, i := range waiting {
 				errs[i] = fmt.Errorf("wait for supervisor of %s: s6-svscan picked up no slot of the batch for %s (%d of %d still waiting): %w",
 					dirs[i], stall, len(waiting), len(dirs), context.DeadlineExceeded)
 			}
 			return errs
 		}
-		// A poll reads every waiting dir, and its CPU is taken from s6-svscan and the
-		// supervisors it is spawning: the pause after it is nine times what it took (polls use
-		// at most a tenth of a core), at least pollInterval, at most 250 ms.
+		// The pause after a poll is nine times what it took (polls use at most a tenth of a
+		// core), at least pollInterval, at most 250 ms.
 		interval := min(max(pollInterval, 9*time.Since(began)), 250*time.Millisecond)
 		select {
 		case <-ctx.Done():
