@@ -19,7 +19,7 @@ const maxStatusSize = 64
 const pollInterval = 5 * time.Millisecond
 
 // pollWindow is how many still-waiting dirs one poll of WaitAllSupervised reads.
-const pollWindow = 8
+const pollWindow = 2
 
 // ReadSupervision reads <serviceDir>/supervise/lock and supervise/status without following
 // symlinks, without blocking, with capped reads, and without forking.
