@@ -92,6 +92,19 @@ func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
 	return st, nil
 }
 
+// LstatIfExists is Lstat that reports a missing name as ok == false and no error, without
+// building an error for it: the looks ask after names that are usually absent (a slot's down
+// marker, a new supervisor's death_tally).
+func (d *Dir) LstatIfExists(name string) (st unix.Stat_t, ok bool, err error) {
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return st, false, nil
+		}
+		return st, false, &os.PathError{Op: "lstat", Path: d.join(name), Err: err}
+	}
+	return st, true, nil
+}
+
 // IsRegular reports whether name in d is a regular file (not following symlinks).
 func (d *Dir) IsRegular(name string) bool {
 	st, err := d.Lstat(name)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A subdirectory's path is built from its parents only when asked for, and error messages
@@ -35,5 +37,40 @@ func TestSubdirectoryPaths(t *testing.T) {
 	}
 	if _, err := b.OpenDir("nope"); !errors.As(err, &pe) || pe.Path != root+"/a/b/nope" {
 		t.Errorf("OpenDir of a missing dir: %v, want a PathError naming %s/a/b/nope", err, root)
+	}
+}
+
+// LstatIfExists tells a missing name (no error) from an entry of any kind, which it never
+// follows, and from a name it cannot stat (an error naming the path).
+func TestLstatIfExists(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("missing", filepath.Join(root, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	d := openTestDir(t, root)
+	for _, tc := range []struct {
+		name   string
+		ok     bool
+		mode   uint32
+		errSub string
+	}{
+		{name: "missing"},
+		{name: "file", ok: true, mode: unix.S_IFREG},
+		{name: "dangling", ok: true, mode: unix.S_IFLNK},
+		{name: "file/below", errSub: root + "/file/below"},
+	} {
+		st, ok, err := d.LstatIfExists(tc.name)
+		switch {
+		case tc.errSub != "":
+			var pe *os.PathError
+			if !errors.As(err, &pe) || pe.Path != tc.errSub || ok {
+				t.Errorf("%s: ok %t, err %v; want a PathError naming %s", tc.name, ok, err, tc.errSub)
+			}
+		case err != nil || ok != tc.ok || (ok && st.Mode&unix.S_IFMT != tc.mode):
+			t.Errorf("%s: ok %t, mode %o, err %v; want ok %t, mode %o", tc.name, ok, st.Mode&unix.S_IFMT, err, tc.ok, tc.mode)
+		}
 	}
 }

@@ -250,10 +250,10 @@ func readSlotDir(sd *safefs.Dir, slot *Slot, known *Known, now time.Time) {
 		}
 	}
 
-	if _, err := sd.Lstat(downFile); err == nil {
-		slot.Down = true
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if _, down, err := sd.LstatIfExists(downFile); err != nil {
 		errs = append(errs, err)
+	} else {
+		slot.Down = down
 	}
 
 	sv, err := s6.ReadSupervisionAt(sd, prevSup, now)

@@ -94,7 +94,7 @@ func ReadSupervisionAt(d *safefs.Dir, prev *Supervision, now time.Time) (Supervi
 func deaths(sup *safefs.Dir) int {
 	// death_tally holds one 14-byte record (TAI64N, exit code, signal) per death since the
 	// supervisor started: a cheap count of s6's own restarts, no read needed.
-	if dt, err := sup.Lstat("death_tally"); err == nil && dt.Mode&unix.S_IFMT == unix.S_IFREG {
+	if dt, ok, _ := sup.LstatIfExists("death_tally"); ok && dt.Mode&unix.S_IFMT == unix.S_IFREG {
 		return int(dt.Size / deathRecordSize)
 	}
 	return 0
