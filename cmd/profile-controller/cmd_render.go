@@ -145,8 +145,9 @@ func slotDiff(scandir, slotName string, rendered []s6.File, slot *observed.Slot)
 		var mode uint32
 		ok := false
 		if slot != nil {
-			have, ok = slot.Files[f.Name]
-			mode = slot.Modes[f.Name]
+			if mf := slot.File(f.Name); mf != nil && mf.Present() {
+				have, mode, ok = mf.Data, mf.Perm(), true
+			}
 		}
 		oldLabel := scandir + "/" + slotName + "/" + f.Name
 		newLabel := "rendered/" + slotName + "/" + f.Name

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
+	"github.com/hermes/profile-controller/internal/safefs"
 	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/s6"
 )
@@ -17,9 +19,9 @@ func TestSlotDiff(t *testing.T) {
 		{Name: "run", Data: []byte("#!/bin/sh\nexec hermes\n"), Mode: 0o755},
 	}
 	slot := func(files map[string]string, modes map[string]uint32) *observed.Slot {
-		s := &observed.Slot{Files: map[string][]byte{}, Modes: modes}
+		s := &observed.Slot{Files: new(observed.SlotFiles)}
 		for k, v := range files {
-			s.Files[k] = []byte(v)
+			*s.File(k) = observed.ManagedFile{ID: safefs.FileID{Ino: 1, Mode: unix.S_IFREG | modes[k]}, Data: []byte(v)}
 		}
 		return s
 	}

@@ -125,8 +125,10 @@ func slotFiles(scandir, profile string) (map[string]bool, error) {
 		return nil, nil
 	}
 	present := map[string]bool{}
-	for name := range slot.Files {
-		present[name] = true
+	for _, name := range observed.ManagedFiles {
+		if f := slot.File(name); f != nil && f.Present() {
+			present[name] = true
+		}
 	}
 	return present, nil
 }

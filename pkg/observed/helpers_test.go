@@ -319,3 +319,18 @@ func modesString(m map[string]uint32) string {
 	b.WriteString(" }")
 	return b.String()
 }
+
+// filesOf is what a slot read found of the managed files: the bytes of each file read, and
+// the mode of each file present.
+func filesOf(slot *Slot) (files map[string][]byte, modes map[string]uint32) {
+	files, modes = map[string][]byte{}, map[string]uint32{}
+	for _, name := range ManagedFiles {
+		if f := slot.File(name); f != nil && f.Present() {
+			modes[name] = f.Perm()
+			if !f.Same {
+				files[name] = f.Data
+			}
+		}
+	}
+	return files, modes
+}

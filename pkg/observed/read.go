@@ -115,7 +115,7 @@ func ReadSlot(scandir, profile string) (*Slot, error) {
 type Known struct {
 	// Files holds, per managed file, the FileID of a version whose bytes and mode the caller
 	// has already compared: a file that still has exactly that FileID is not read again (it is
-	// then in Slot.Same, not in Slot.Files). The caller only keeps stable FileIDs. Nil: none.
+	// then Same in Slot.Files, its bytes not read). The caller only keeps stable FileIDs. Nil: none.
 	Files *FileIDs
 	// Supervision is an earlier read of the slot's supervisor: its decoded status is reused when
 	// the status file is unchanged (s6.ReadSupervisionAt).
@@ -216,9 +216,8 @@ func readEntry(d *safefs.Dir, name string, known *Known, now time.Time) (*Slot, 
 // readSlotDir fills slot from its open directory.
 func readSlotDir(sd *safefs.Dir, slot *Slot, known *Known, now time.Time) {
 	var errs []error
-	slot.Files = make(map[string][]byte, len(ManagedFiles))
-	slot.Modes = make(map[string]uint32, len(ManagedFiles))
-	slot.IDs = make(map[string]safefs.FileID, len(ManagedFiles))
+	files := new(SlotFiles)
+	slot.Files = files
 	var knownFiles FileIDs // zero: none known
 	var prevSup *s6.Supervision
 	if known != nil {
@@ -228,23 +227,17 @@ func readSlotDir(sd *safefs.Dir, slot *Slot, known *Known, now time.Time) {
 		prevSup = known.Supervision
 	}
 	for i, name := range ManagedFiles {
+		f := &files[i]
 		if want := knownFiles[i]; want != (safefs.FileID{}) {
 			if id, err := statManaged(sd, name); err == nil && id == want {
-				if slot.Same == nil {
-					slot.Same = make(map[string]bool, len(ManagedFiles))
-				}
-				slot.Same[name] = true
-				slot.IDs[name] = id
-				slot.Modes[name] = id.Mode & 0o7777
+				f.ID, f.Same = id, true
 				continue
 			}
 		}
 		b, id, err := readManaged(sd, name)
 		switch {
 		case err == nil:
-			slot.Files[name] = b
-			slot.Modes[name] = id.Mode & 0o7777
-			slot.IDs[name] = id
+			f.ID, f.Data = id, b
 		case !unusable(err):
 			errs = append(errs, err)
 		}

@@ -199,7 +199,11 @@ func TestReadFollowsTheScandirPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := st.Slots["a"]; s == nil || s.Dir != link+"/gateway-a" || len(s.Files) != len(ManagedFiles) {
+	s := st.Slots["a"]
+	if s == nil {
+		t.Fatal("no slot a via a symlinked scandir")
+	}
+	if files, _ := filesOf(s); s.Dir != link+"/gateway-a" || len(files) != len(ManagedFiles) {
 		t.Fatalf("slot a via a symlinked scandir = %+v", s)
 	}
 }

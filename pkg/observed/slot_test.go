@@ -148,7 +148,8 @@ func TestReadSlotContents(t *testing.T) {
 				t.Errorf("Err = %v", slot.Err)
 			}
 			got := map[string]string{}
-			for k, v := range slot.Files {
+			files, modes := filesOf(slot)
+			for k, v := range files {
 				got[k] = string(v)
 				if bytes.Contains(v, []byte("SECRET")) {
 					t.Errorf("Files[%q] was read through a symlink", k)
@@ -157,8 +158,8 @@ func TestReadSlotContents(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.wantFiles) {
 				t.Errorf("Files:\n got %s\nwant %s", quoteMap(got), quoteMap(tc.wantFiles))
 			}
-			if !reflect.DeepEqual(slot.Modes, tc.wantModes) {
-				t.Errorf("Modes = %s, want %s", modesString(slot.Modes), modesString(tc.wantModes))
+			if !reflect.DeepEqual(modes, tc.wantModes) {
+				t.Errorf("Modes = %s, want %s", modesString(modes), modesString(tc.wantModes))
 			}
 			if slot.Down != tc.wantDown {
 				t.Errorf("Down = %v, want %v", slot.Down, tc.wantDown)
@@ -273,8 +274,8 @@ func TestReadSupervision(t *testing.T) {
 				t.Fatalf("Err = %v, want error: %v", slot.Err, tc.wantErr)
 			}
 			// A supervision problem never hides the rest of the slot.
-			if len(slot.Files) != len(ManagedFiles) || !slot.Down {
-				t.Errorf("files %d/%d, Down %v: the rest of the slot was not read", len(slot.Files), len(ManagedFiles), slot.Down)
+			if files, _ := filesOf(slot); len(files) != len(ManagedFiles) || !slot.Down {
+				t.Errorf("files %d/%d, Down %v: the rest of the slot was not read", len(files), len(ManagedFiles), slot.Down)
 			}
 			v := slot.Supervision
 			if tc.wantErr {

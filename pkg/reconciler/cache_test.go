@@ -276,3 +276,48 @@ func TestMemorySeesEveryChange(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusMemoOutlivesAnUnstableRead: a key keeps its last stable supervise/status read for
+// its memory file (taken from its supervisor read, not copied), and a later read too recent to
+// be stable does not lose it.
+func TestStatusMemoOutlivesAnUnstableRead(t *testing.T) {
+	now := time.Now().Add(time.Hour) // every FileID is stable
+	c, _, _ := cacheVolume(t, func() time.Time { return now })
+	sup := filepath.Join(c.opts.Scandir, "gateway-coder", "supervise")
+	status := filepath.Join(sup, "status")
+	raw := make([]byte, 35)
+	binary.BigEndian.PutUint64(raw, 1<<62+37+1483228800) // 2017-01-01, no pid, want down
+	if err := os.Mkdir(sup, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(status, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookCoder(t, c)
+	ks := c.state("coder")
+	stable, ok := ks.statusMemoID()
+	if !ok || ks.Status != nil {
+		t.Fatalf("stable read: memo %v, kept copy %+v; want a memo from the supervisor read only", ok, ks.Status)
+	}
+
+	raw[34] = 1 << 2 // want up, rewritten just now: not stable yet
+	if err := os.Remove(status); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(status, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now = time.Now()
+	lookCoder(t, c)
+	ks = c.state("coder")
+	if ks.sup == nil || !ks.sup.Status.WantUp || ks.sup.HasMemo() {
+		t.Fatalf("unstable read: %+v, want want-up without a memo", ks.sup)
+	}
+	if got, ok := ks.statusMemoID(); !ok || got != stable {
+		t.Fatalf("memo after an unstable read: %+v %v, want the stable %+v", got, ok, stable)
+	}
+	fresh, _, _ := freshLook(t, c)
+	if m := fresh.state("coder").Status; m == nil || m.ID != stable {
+		t.Errorf("memory file's status: %+v, want the stable read %+v", m, stable)
+	}
+}

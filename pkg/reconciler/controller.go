@@ -282,7 +282,7 @@ func (c *Controller) commit(log logr.Logger, lk look, d Decision, res Result, no
 	}
 	c.mu.Unlock()
 	if old == nil || !sameDurable(&before, ks) {
-		c.store.put(name, record{Memory: ks.Memory, Files: namedFiles{ks.Files}, Gen: ks.Gen, State: ks.State, Status: ks.Status,
+		c.store.put(name, record{Memory: ks.Memory, Files: namedFiles{ks.Files}, Gen: ks.Gen, State: ks.State, Status: ks.statusMemo(),
 			SkeletonGID: ks.SkeletonGID, Events: ks.Events})
 	}
 }

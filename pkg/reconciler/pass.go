@@ -366,10 +366,8 @@ func onlyCleanStale(as []Action) bool {
 // rendering (its actions hold the files they write).
 func stripped(p planned) planned {
 	p.Input.Files = nil
-	if p.Slot != nil && p.Slot.Files != nil {
-		slot := *p.Slot
-		slot.Files = nil
-		p.Slot = &slot
+	if p.Slot != nil {
+		p.Slot = p.Slot.WithoutData()
 	}
 	return p
 }

@@ -335,16 +335,16 @@ func notAfter(t, now time.Time) time.Time {
 	return t
 }
 
-// driftedFiles returns the rendered files whose bytes or mode differ from the slot's. Files in
-// slot.Same are known to match and are not compared.
+// driftedFiles returns the rendered files whose bytes or mode differ from the slot's. Files the
+// slot read found Same are known to match and are not compared.
 func driftedFiles(want []s6.File, slot *observed.Slot) []s6.File {
 	var out []s6.File
 	for _, f := range want {
-		if slot.Same[f.Name] {
+		have := slot.File(f.Name)
+		if have != nil && have.Same {
 			continue
 		}
-		have, ok := slot.Files[f.Name]
-		if !ok || !bytes.Equal(have, f.Data) || slot.Modes[f.Name] != uint32(f.Mode.Perm()) {
+		if have == nil || !have.Present() || !bytes.Equal(have.Data, f.Data) || have.Perm() != uint32(f.Mode.Perm()) {
 			out = append(out, f)
 		}
 	}

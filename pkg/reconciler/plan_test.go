@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
 
+	"github.com/hermes/profile-controller/internal/safefs"
 	"github.com/hermes/profile-controller/pkg/desired"
 	"github.com/hermes/profile-controller/pkg/observed"
 	"github.com/hermes/profile-controller/pkg/s6"
@@ -61,16 +63,22 @@ type slotOpt func(*observed.Slot)
 func newSlot(name string, files []s6.File, opts ...slotOpt) *observed.Slot {
 	s := &observed.Slot{
 		Name: desired.SlotPrefix + name, Profile: name, Dir: "/run/service/" + desired.SlotPrefix + name,
-		Files: map[string][]byte{}, Modes: map[string]uint32{},
+		Files: new(observed.SlotFiles),
 	}
 	for _, f := range files {
-		s.Files[f.Name] = bytes.Clone(f.Data)
-		s.Modes[f.Name] = uint32(f.Mode.Perm())
+		setFile(s, f.Name, bytes.Clone(f.Data), uint32(f.Mode.Perm()))
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// setFile makes the slot read have found the managed file name holding data with mode perm.
+func setFile(s *observed.Slot, name string, data []byte, perm uint32) {
+	s.Files[observed.ManagedIndex(name)] = observed.ManagedFile{
+		ID: safefs.FileID{Ino: uint64(1 + observed.ManagedIndex(name)), Mode: unix.S_IFREG | perm}, Data: data,
+	}
 }
 
 func withDown(s *observed.Slot) { s.Down = true }
@@ -88,10 +96,11 @@ func supervisedNoStatus(s *observed.Slot) {
 }
 
 func driftRunBytes(s *observed.Slot) {
-	s.Files["run"] = append(bytes.Clone(s.Files["run"]), "# edited\n"...)
+	run := s.File("run")
+	setFile(s, "run", append(bytes.Clone(run.Data), "# edited\n"...), run.Perm())
 }
-func driftRunMode(s *observed.Slot)  { s.Modes["run"] = 0o644 }
-func missingLogRun(s *observed.Slot) { delete(s.Files, "log/run"); delete(s.Modes, "log/run") }
+func driftRunMode(s *observed.Slot)  { setFile(s, "run", s.File("run").Data, 0o644) }
+func missingLogRun(s *observed.Slot) { *s.File("log/run") = observed.ManagedFile{} }
 
 // Supervisor states, as s6-supervise writes them.
 var (

@@ -29,7 +29,7 @@ type slotWatch struct{ events atomic.Uint64 }
 
 // slotVerified is a slot read in full that matched, with the watch counts from before the read.
 type slotVerified struct {
-	slot   *observed.Slot // the read, without file bytes or IDs (the key's Files): every managed file in Same
+	slot   *observed.Slot // the read, without file bytes or IDs (the key's Files): every managed file Same
 	events uint64         // the key's slotWatch count before the read
 	epoch  uint64         // the controller's watchEpoch before the read
 	gen    string         // the Renderer generation it was compared with
@@ -41,15 +41,6 @@ type slotMark struct {
 	ok            bool // the slot's directories were all watched before the read
 	events, epoch uint64
 }
-
-// allSame marks every managed file as known to match (shared; never modified).
-var allSame = func() map[string]bool {
-	m := make(map[string]bool, len(observed.ManagedFiles))
-	for _, n := range observed.ManagedFiles {
-		m[n] = true
-	}
-	return m
-}()
 
 // markSlot returns the mark for a read of ks's slot starting now.
 func (c *Controller) markSlot(name string, ks *keyState) slotMark {
@@ -84,7 +75,7 @@ func verify(ks *keyState, lk look, d Decision) *slotVerified {
 	return &slotVerified{
 		slot: &observed.Slot{
 			Name: slot.Name, Profile: slot.Profile, Dir: slot.Dir, Down: slot.Down,
-			Supervision: slot.Supervision, Same: allSame,
+			Supervision: slot.Supervision, Files: observed.AllSameFiles,
 		},
 		events: lk.mark.events, epoch: lk.mark.epoch, gen: ks.Gen,
 	}

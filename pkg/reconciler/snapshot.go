@@ -137,6 +137,7 @@ type keyState struct {
 	// State and Status are the last stable reads of the state file and of supervise/status,
 	// kept with the memory so that a fresh process (no profile or sup yet) need not read and
 	// decode either again while its FileID holds.
+	// Status is kept only while sup holds no stable status read of its own (see statusMemo).
 	State  *desired.Profile `json:",omitempty"`
 	Status *s6.StatusMemo   `json:",omitempty"`
 	// SkeletonGID is the group the slot's supervise skeleton was made for by this controller
@@ -272,7 +273,7 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 	in.Slot = slot
 
 	// Render only when something must be compared or created.
-	if in.Profile != nil && (slot == nil || len(slot.Same) < len(observed.ManagedFiles)) {
+	if in.Profile != nil && (slot == nil || !slot.AllSame()) {
 		files, err := s.renderer.Render(*in.Profile)
 		if err != nil {
 			in.Problem = fmt.Errorf("render %s: %w", in.Profile.Slot(), err)
@@ -358,7 +359,7 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 		ks.verified.reuses.Add(1) // Files, Gen and sup stay those of the verified read
 		return
 	}
-	prev := ks.Files
+	prev, prevSup := ks.Files, ks.sup
 	ks.verified = nil
 	ks.sup, ks.Files, ks.Gen = nil, nil, ""
 	slot := lk.Slot
@@ -368,11 +369,17 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 		return
 	}
 	if slot.Err == nil {
-		sup := slot.Supervision
-		ks.sup = &sup
-		if m := sup.Memo(); m != nil {
-			ks.Status = m
+		ks.sup = prevSup // an unchanged read keeps its copy: nothing allocated
+		if prevSup == nil || *prevSup != slot.Supervision {
+			sup := slot.Supervision
+			ks.sup = &sup
 		}
+	}
+	switch {
+	case ks.sup != nil && ks.sup.HasMemo():
+		ks.Status = nil // sup holds the last stable status read
+	case ks.Status == nil && prevSup != nil:
+		ks.Status = prevSup.Memo() // keep the last stable one, which prevSup held
 	}
 	if lk.Profile == nil || slot.Err != nil {
 		return // the files were not compared
@@ -381,9 +388,9 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	if lk.reused && prev != nil {
 		files = *prev // a watch-verified slot: its files are those of the verified read
 	} else {
-		for i, name := range observed.ManagedFiles {
-			if id, ok := slot.IDs[name]; ok && (slot.Same[name] || id.Stable(lk.Now)) {
-				files[i] = id
+		for i := range observed.ManagedFiles {
+			if f := slot.File(observed.ManagedFiles[i]); f != nil && f.Present() && (f.Same || f.ID.Stable(lk.Now)) {
+				files[i] = f.ID
 			}
 		}
 	}
@@ -401,6 +408,26 @@ func (c *Controller) remember(ks *keyState, lk look, d Decision) {
 	if ks.verified != nil {
 		ks.sup = &ks.verified.slot.Supervision // the same read: one copy
 	}
+}
+
+// statusMemo is the key's last stable read of supervise/status, for its memory file (nil: none):
+// its supervisor read's when that holds one, else the one kept.
+func (ks *keyState) statusMemo() *s6.StatusMemo {
+	if ks.sup != nil && ks.sup.HasMemo() {
+		return ks.sup.Memo()
+	}
+	return ks.Status
+}
+
+// statusMemoID is the FileID of statusMemo's read (false: none), without building it.
+func (ks *keyState) statusMemoID() (safefs.FileID, bool) {
+	if ks.sup != nil && ks.sup.HasMemo() {
+		return ks.sup.StatusID, true
+	}
+	if ks.Status != nil {
+		return ks.Status.ID, true
+	}
+	return safefs.FileID{}, false
 }
 
 // sharedFiles is files as a keyState keeps them: prev when they are the same, so that a look

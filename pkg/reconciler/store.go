@@ -214,7 +214,7 @@ func (c *Controller) flushMemory() {
 
 // sameDurable reports whether two key states would write the same memory file.
 func sameDurable(x, y *keyState) bool {
-	if x.Gen != y.Gen || !sameFiles(x.Files, y.Files) || !sameState(x.State, y.State) || !sameStatus(x.Status, y.Status) ||
+	if x.Gen != y.Gen || !sameFiles(x.Files, y.Files) || !sameState(x.State, y.State) || !sameStatus(x, y) ||
 		!sameGID(x.SkeletonGID, y.SkeletonGID) || len(x.Events) != len(y.Events) ||
 		(len(x.Events) > 0 && x.Events[len(x.Events)-1] != y.Events[len(y.Events)-1]) {
 		return false
@@ -279,6 +279,8 @@ func sameState(a, b *desired.Profile) bool {
 	return (a == nil) == (b == nil) && (a == nil || a.StateID == b.StateID)
 }
 
-func sameStatus(a, b *s6.StatusMemo) bool {
-	return (a == nil) == (b == nil) && (a == nil || a.ID == b.ID)
+func sameStatus(x, y *keyState) bool {
+	a, aok := x.statusMemoID()
+	b, bok := y.statusMemoID()
+	return aok == bok && a == b
 }

@@ -131,11 +131,14 @@ type StatusMemo struct {
 
 // Memo returns v's status read as a StatusMemo, or nil when v holds no stable one.
 func (v Supervision) Memo() *StatusMemo {
-	if !v.HasStatus || !v.statusStable || v.raw == "" {
+	if !v.HasMemo() {
 		return nil
 	}
 	return &StatusMemo{ID: v.StatusID, Raw: []byte(v.raw), Deaths: v.Deaths}
 }
+
+// HasMemo reports whether v holds a stable status read, which Memo returns (without building it).
+func (v Supervision) HasMemo() bool { return v.HasStatus && v.statusStable && v.raw != "" }
 
 // Supervision turns m back into a read that ReadSupervisionAt takes as prev (nil when its bytes
 // do not parse). Only its status part is set: liveness is always probed.
