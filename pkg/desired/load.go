@@ -272,7 +272,7 @@ func loadRoot(home *safefs.Dir, path string, prev *Profile, now time.Time) Profi
 // loadEntry reads profiles/<name>. Its error wraps ErrNotProfile when the entry is simply not a
 // profile, is errGone when it does not exist, and is otherwise a one-line problem naming the path.
 func loadEntry(profiles *safefs.Dir, name string, prev *Profile, now time.Time) (Profile, error) {
-	path := joinPath(profiles.Path(), name)
+	path := joinPathAs(profiles.Path(), name, prev)
 	d, err := profiles.OpenDir(name)
 	if err != nil {
 		c := cause(err)
@@ -375,6 +375,21 @@ func cause(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// joinPathAs is joinPath(dir, name), reusing prev's Dir when it is that path (nothing allocated).
+func joinPathAs(dir, name string, prev *Profile) string {
+	if prev != nil {
+		sep := "/"
+		if strings.HasSuffix(dir, "/") {
+			sep = ""
+		}
+		if d := prev.Dir; len(d) == len(dir)+len(sep)+len(name) && strings.HasPrefix(d, dir) &&
+			strings.HasPrefix(d[len(dir):], sep) && strings.HasSuffix(d, name) {
+			return d
+		}
+	}
+	return joinPath(dir, name)
 }
 
 func joinPath(dir, name string) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -614,5 +615,34 @@ func BenchmarkLoad(b *testing.B) {
 				l.Load()
 			}
 		})
+	}
+}
+
+// TestJoinPathAs: a profile's path is the earlier read's string when that is the same path,
+// and a fresh join otherwise (never a look-alike).
+func TestJoinPathAs(t *testing.T) {
+	tests := []struct {
+		dir, name, prev string
+		reused          bool
+	}{
+		{"/h/profiles", "coder", "/h/profiles/coder", true},
+		{"/", "coder", "/coder", true},
+		{"/h/profiles", "coder", "/h/profiles/coders", false},
+		{"/h/profiles", "coder", "/h/profileszcoder", false},
+		{"/h/profiles", "coder", "/g/profiles/coder", false},
+		{"/h/profiles", "coder", "", false},
+	}
+	for _, tc := range tests {
+		prev := &Profile{Dir: strings.Clone(tc.prev)}
+		got := joinPathAs(tc.dir, tc.name, prev)
+		if want := joinPath(tc.dir, tc.name); got != want {
+			t.Errorf("joinPathAs(%q, %q, %q) = %q, want %q", tc.dir, tc.name, tc.prev, got, want)
+		}
+		if reused := len(got) > 0 && len(prev.Dir) > 0 && unsafe.StringData(got) == unsafe.StringData(prev.Dir); reused != tc.reused {
+			t.Errorf("joinPathAs(%q, %q, %q) reused the earlier string: %v, want %v", tc.dir, tc.name, tc.prev, reused, tc.reused)
+		}
+	}
+	if got := joinPathAs("/h/profiles", "coder", nil); got != "/h/profiles/coder" {
+		t.Errorf("without an earlier read: %q", got)
 	}
 }

@@ -321,3 +321,26 @@ func TestStatusMemoOutlivesAnUnstableRead(t *testing.T) {
 		t.Errorf("memory file's status: %+v, want the stable read %+v", m, stable)
 	}
 }
+
+// TestUnchangedProfileReadIsKept: a look that reads the same profile as the key keeps keeps
+// that read (no copy a look), and a changed one replaces it.
+func TestUnchangedProfileReadIsKept(t *testing.T) {
+	later := func() time.Time { return time.Now().Add(time.Hour) } // every FileID is stable
+	c, state, _ := cacheVolume(t, later)
+	lookCoder(t, c)
+	first := c.state("coder").profile
+	lookCoder(t, c)
+	if again := c.state("coder").profile; first == nil || again != first {
+		t.Fatalf("unchanged profile: kept %p, then %p; want the same read", first, again)
+	}
+	if err := os.WriteFile(state, []byte(`{"desired_state":"stopped"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookCoder(t, c)
+	if p := c.state("coder").profile; p == first || p == nil || p.Intent != desired.Down {
+		t.Errorf("changed profile: %+v, want a new read with intent down", p)
+	}
+	if first.Intent != desired.Up {
+		t.Errorf("the earlier read was modified: %+v", first)
+	}
+}

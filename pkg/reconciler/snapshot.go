@@ -211,8 +211,11 @@ func (c *Controller) snapshot(r *roots, s *settings, name string, ks *keyState, 
 	}
 	in.Keep = present
 	switch {
+	case perr == nil && present && prev.Equal(&p):
+		in.Profile = prev // the read kept, unchanged: nothing allocated
 	case perr == nil && present:
-		in.Profile = &p
+		read := p
+		in.Profile = &read
 	case errors.Is(perr, desired.ErrNotProfile):
 		// A directory without SOUL.md is simply not a profile.
 	case perr != nil && present:
