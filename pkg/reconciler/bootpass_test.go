@@ -70,3 +70,37 @@ func TestBootPassOverConvergedProfiles(t *testing.T) {
 		}
 	}
 }
+
+// TestBootPassFlushesMemoryAsItGoes: a boot pass over converged profiles writes their memory
+// files in batches as it commits them, so it never holds every profile's record until its end.
+func TestBootPassFlushesMemoryAsItGoes(t *testing.T) {
+	reconciler.SetPassFlushBatch(t, 2)
+	opts, names, _ := convergedOptions(t, 5, nil)
+	saved := -1 // memory files on disk when the batch starts (after every commit, before the last flush)
+	opts.CleanStale = func() (reconciler.StaleBatch, error) {
+		entries, err := os.ReadDir(filepath.Join(opts.RuntimeDir, "memory"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		saved = 0
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "m-") {
+				saved++
+			}
+		}
+		var cleaned []string
+		return staleCleaner{cleaned: &cleaned}, nil
+	}
+	if rep := reconciler.New(opts).Pass(context.Background(), true, false); rep.Err != nil {
+		t.Fatalf("boot pass: %v", rep.Err)
+	}
+	keys := len(names) // the root's included
+	if saved < keys-1 {
+		t.Errorf("%d of %d memory files saved before the pass's end, want all but the last batch's (at most 1 left)", saved, keys)
+	}
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(opts.RuntimeDir, "memory", "m-"+n)); err != nil {
+			t.Errorf("memory of %s not saved: %v", n, err)
+		}
+	}
+}

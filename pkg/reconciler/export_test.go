@@ -8,3 +8,10 @@ func (c *Controller) SlotVerified(key string) bool {
 	ks := c.state(key)
 	return c.reusableSlot(&ks, c.settings()) != nil
 }
+
+// SetPassFlushBatch sets how many memory records a pass lets wait, until the test ends.
+func SetPassFlushBatch(t interface{ Cleanup(func()) }, n int) {
+	old := passFlushBatch
+	passFlushBatch = n
+	t.Cleanup(func() { passFlushBatch = old })
+}

@@ -178,6 +178,11 @@ func (c *Controller) Plan(boot bool) ([]Action, error) {
 	return out, nil
 }
 
+// passFlushBatch is how many keys' memory records a pass lets wait for its last flush: a boot
+// pass over 10,000 converged profiles would otherwise hold all of them (~400 bytes each) at once.
+// Each key is still written once. A variable for tests.
+var passFlushBatch = 1024
+
 // passKey is what a pass keeps of one key for its report once the key is planned. The look
 // itself is kept only while the key's actions wait for the batch: a 10,000-key pass would
 // otherwise hold every key's slot read and rendering at once.
@@ -228,6 +233,9 @@ func (c *Controller) Pass(ctx context.Context, boot, dryRun bool) Report {
 				// Nothing to apply, or only the boot pass's clean-stale, whose failure is a warning
 				// of the pass and never the key's: commit now, as the batch would.
 				c.commit(c.keyLogs.of(p.Name).V(1), p.look, p.Decision, Result{}, now)
+				if c.store.pending() >= passFlushBatch {
+					c.flushMemory()
+				}
 			}
 			return
 		}

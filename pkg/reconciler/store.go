@@ -64,6 +64,13 @@ func (s *store) put(key string, m record) {
 	s.mu.Unlock()
 }
 
+// pending is how many keys are marked.
+func (s *store) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.dirty)
+}
+
 func (s *store) forget(key string) {
 	s.mu.Lock()
 	s.dirty[key] = nil
