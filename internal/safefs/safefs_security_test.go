@@ -50,6 +50,7 @@ func TestSafefsSecurityReadFile(t *testing.T) {
 		want    string
 	}{
 		{name: "regular", setup: regular("ok"), want: "ok"},
+		{name: "empty", setup: regular(""), want: ""},
 		{name: "exactly the cap", setup: regular(strings.Repeat("x", 64)), want: strings.Repeat("x", 64)},
 		{name: "one byte over the cap", setup: regular(strings.Repeat("x", 65)), wantErr: ErrTooBig},
 		{name: "1 GiB sparse", setup: func(t *testing.T, p string) {
@@ -79,7 +80,11 @@ func TestSafefsSecurityReadFile(t *testing.T) {
 	// ReadOwnFile (for the runtime dir) opens a special file where ReadFile does not, but refuses
 	// the same files.
 	readers := map[string]func(d *Dir, name string, limit int64) ([]byte, unix.Stat_t, error){
-		"ReadFile": (*Dir).ReadFile, "ReadOwnFile": (*Dir).ReadOwnFile,
+		"ReadFile": (*Dir).ReadFile,
+		"ReadOwnFile": func(d *Dir, name string, limit int64) ([]byte, unix.Stat_t, error) {
+			b, err := d.ReadOwnFile(name, limit, nil)
+			return b, unix.Stat_t{}, err
+		},
 	}
 	for _, tt := range tests {
 		for rname, read := range readers {

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,6 +83,29 @@ func TestMemoryFileFastPathTakesEveryField(t *testing.T) {
 	}
 	if !reflect.DeepEqual(fast, slow) {
 		t.Errorf("fast path and encoding/json differ:\n%+v\n%+v", fast, slow)
+	}
+}
+
+// A decoded record owns its bytes: store.load reads every memory file into one reused buffer
+// per worker, so a record holding a slice of its file would change under the next read.
+func TestDecodedRecordOwnsItsBytes(t *testing.T) {
+	b, err := json.Marshal(fullRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := decodeRecord(slices.Clone(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 'x'
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the record changed with the buffer it was read from:\n%+v\n%+v", got, want)
 	}
 }
 

@@ -183,15 +183,18 @@ func (s *store) load(each func(key string, m *record)) {
 	}
 	defer d.Close()
 	names, _ := d.ReadDirNames()
-	parallel(len(names), func(i int) {
+	// One read buffer per worker: a decoded record owns all its bytes.
+	var bufs [parallelMax][]byte
+	parallelWorkers(len(names), func(w, i int) {
 		key, ok := strings.CutPrefix(names[i], "m-")
 		if !ok {
 			return
 		}
-		b, _, err := d.ReadOwnFile(names[i], maxMemoryFileSize)
+		b, err := d.ReadOwnFile(names[i], maxMemoryFileSize, bufs[w])
 		if err != nil {
 			return
 		}
+		bufs[w] = b
 		if m, err := decodeRecord(b); err == nil {
 			each(key, &m)
 		}

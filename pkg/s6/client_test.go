@@ -256,6 +256,11 @@ var _ = Describe("ReadSupervision against a realDir s6-svscan", func() {
 		_, err = s6.ReadSupervision(d)
 		Expect(err).To(MatchError(ContainSubstring(d + "/supervise/lock")))
 
+		d = mk("lock-dir")
+		Expect(os.MkdirAll(filepath.Join(d, "supervise", "lock"), 0o700)).To(Succeed())
+		_, err = s6.ReadSupervision(d)
+		Expect(err).To(MatchError(And(ContainSubstring(d+"/supervise/lock"), ContainSubstring("not a regular file"))))
+
 		d = mk("short-status")
 		Expect(os.Mkdir(filepath.Join(d, "supervise"), 0o700)).To(Succeed())
 		Expect(os.WriteFile(filepath.Join(d, "supervise", "status"), make([]byte, 10), 0o644)).To(Succeed())

@@ -105,7 +105,10 @@ const deathRecordSize = 14
 
 // lockHolder probes sup/lock with F_GETLK: s6-supervise holds a write lock on it while alive,
 // so any conflicting lock means a live supervisor, and the kernel reports its pid. A missing
-// lock file means no supervisor has ever run there.
+// lock file means no supervisor has ever run there. The file is opened O_NONBLOCK|O_NOCTTY, so
+// even a planted FIFO or device never blocks; only a lock nobody holds is checked to be a
+// regular file (a directory or FIFO is reported rather than read as "no supervisor"), which
+// keeps a live slot's probe at three syscalls.
 func lockHolder(sup *safefs.Dir) (pid int, locked bool, err error) {
 	path := func() string { return sup.Path() + "/lock" } // for messages only
 	fd, err := unix.Openat(sup.FD(), "lock", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
@@ -119,6 +122,13 @@ func lockHolder(sup *safefs.Dir) (pid int, locked bool, err error) {
 		return 0, false, &os.PathError{Op: "open", Path: path(), Err: err}
 	}
 	defer unix.Close(fd)
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
+		return 0, false, &os.PathError{Op: "fcntl F_GETLK", Path: path(), Err: err}
+	}
+	if lk.Type != unix.F_UNLCK {
+		return int(lk.Pid), true, nil
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, false, &os.PathError{Op: "stat", Path: path(), Err: err}
@@ -126,14 +136,7 @@ func lockHolder(sup *safefs.Dir) (pid int, locked bool, err error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return 0, false, &os.PathError{Op: "lock", Path: path(), Err: safefs.ErrNotRegular}
 	}
-	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 0}
-	if err := unix.FcntlFlock(uintptr(fd), unix.F_GETLK, &lk); err != nil {
-		return 0, false, &os.PathError{Op: "fcntl F_GETLK", Path: path(), Err: err}
-	}
-	if lk.Type == unix.F_UNLCK {
-		return 0, false, nil
-	}
-	return int(lk.Pid), true, nil
+	return 0, false, nil
 }
 
 // WaitSupervised polls ReadSupervision on dir about every 5 ms until a supervisor holds
