@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -220,4 +223,151 @@ func bootFloorMain(home, scandir string) error {
 	defer f.Close()
 	_, err = f.WriteString(boot.String())
 	return err
+}
+
+// The no-op floor: the syscalls a `reconcile --once` with nothing to do cannot avoid under the
+// controller's rules (never follow a symlink, probe liveness every time, trust a cached file
+// only after a stat), made by Go on directory fds with nothing else: per profile, the memory
+// file read (open, read, close), the profile dir (open, SOUL.md and gateway_state.json
+// stats, close) and the slot (open; type, run, finish and down stats; log/run through an
+// open log dir; supervise opened, its lock probed with F_GETLK, its status stat'ed; closes):
+// 22 syscalls, the controller's count, spread over every P as the controller spreads its
+// looks. No decoding, no planning, no allocation past the listings. It runs as this
+// executable again with noopFloorEnv set to "<HERMES_HOME>:<scandir>:<memory dir>".
+
+// noopFloorEnv makes a run of this executable the no-op floor process.
+const noopFloorEnv = "PC_BENCH_NOOP_FLOOR"
+
+func init() {
+	if v := os.Getenv(noopFloorEnv); v != "" && (len(os.Args) < 2 || os.Args[1] != rusageHelperArg) {
+		parts := strings.SplitN(v, ":", 3)
+		if len(parts) != 3 {
+			fmt.Fprintln(os.Stderr, "no-op floor: want home:scandir:memory")
+			os.Exit(2)
+		}
+		if err := noopFloorMain(parts[0], parts[1], parts[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "no-op floor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+func noopFloorMain(home, scandir, memory string) error {
+	const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	const fileFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	open := func(path string) (int, error) { return unix.Open(path, dirFlags, 0) }
+	hd, err := open(home)
+	if err != nil {
+		return err
+	}
+	pd, err := open(filepath.Join(home, "profiles"))
+	if err != nil {
+		return err
+	}
+	sd, err := open(scandir)
+	if err != nil {
+		return err
+	}
+	md, err := open(memory)
+	if err != nil {
+		return err
+	}
+	names, err := os.ReadDir(filepath.Join(home, "profiles"))
+	if err != nil {
+		return err
+	}
+	if _, err := os.ReadDir(scandir); err != nil {
+		return err
+	}
+	if _, err := os.ReadDir(memory); err != nil {
+		return err
+	}
+	all := append([]string{"default"}, make([]string, 0, len(names))...)
+	for _, e := range names {
+		all = append(all, e.Name())
+	}
+	var failed atomic.Int64
+	look := func(name string, buf []byte) {
+		var st unix.Stat_t
+		if f, err := unix.Openat(md, "m-"+name, fileFlags, 0); err == nil {
+			if n, _ := unix.Read(f, buf); n <= 0 {
+				failed.Add(1)
+			}
+			unix.Close(f)
+		}
+		p := hd
+		if name != "default" {
+			if p, err = unix.Openat(pd, name, dirFlags, 0); err != nil {
+				failed.Add(1)
+				return
+			}
+			_ = unix.Fstatat(p, "SOUL.md", &st, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		_ = unix.Fstatat(p, "gateway_state.json", &st, unix.AT_SYMLINK_NOFOLLOW)
+		if p != hd {
+			unix.Close(p)
+		}
+		s, err := unix.Openat(sd, "gateway-"+name, dirFlags, 0)
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		defer unix.Close(s)
+		for _, f := range [...]string{"type", "run", "finish", "down"} {
+			_ = unix.Fstatat(s, f, &st, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if l, err := unix.Openat(s, "log", dirFlags, 0); err == nil {
+			_ = unix.Fstatat(l, "run", &st, unix.AT_SYMLINK_NOFOLLOW)
+			unix.Close(l)
+		}
+		sup, err := unix.Openat(s, "supervise", dirFlags, 0)
+		if err != nil {
+			failed.Add(1)
+			return
+		}
+		defer unix.Close(sup)
+		if lf, err := unix.Openat(sup, "lock", fileFlags, 0); err == nil {
+			lk := unix.Flock_t{Type: unix.F_RDLCK}
+			if unix.FcntlFlock(uintptr(lf), unix.F_GETLK, &lk) != nil || lk.Type == unix.F_UNLCK {
+				failed.Add(1)
+			}
+			unix.Close(lf)
+		}
+		_ = unix.Fstatat(sup, "status", &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		wg.Go(func() {
+			buf := make([]byte, 16<<10)
+			for {
+				lo := int(next.Add(16)) - 16
+				if lo >= len(all) {
+					return
+				}
+				for _, name := range all[lo:min(lo+16, len(all))] {
+					look(name, buf)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d of %d profiles were not converged and supervised", n, len(all))
+	}
+	return nil
+}
+
+// runNoopFloor runs the no-op floor once on w, which must be converged and supervised.
+func (w *world) runNoopFloor() (once, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return once{}, err
+	}
+	o, err := runProcessEnv([]string{self}, []string{noopFloorEnv + "=" + w.home + ":" + w.scandir + ":" + filepath.Join(w.runtime, "memory")}, 5*time.Minute)
+	if err == nil && o.exit != 0 {
+		err = fmt.Errorf("no-op floor: exit %d: %s", o.exit, firstLine(o.stderr))
+	}
+	return o, err
 }

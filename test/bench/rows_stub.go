@@ -128,6 +128,8 @@ type noopRun struct {
 	forkEx, writes   []string
 	runtimeWrites    []string
 	stderr           string
+	floorWalls       []float64 // the no-op floor's, one run after each of the controller's
+	floorCPUs        []float64
 }
 
 // noopSeries runs `reconcile --once` cheapRuns times on w and checks forks and writes.
@@ -149,6 +151,11 @@ func (b *bench) noopSeries(w *world) (noopRun, error) {
 		if o.exit != 0 && r.stderr == "" {
 			r.stderr = firstLine(o.stderr)
 		}
+		f, err := w.runNoopFloor()
+		if err != nil {
+			return r, err
+		}
+		r.floorWalls, r.floorCPUs = append(r.floorWalls, f.wall.Seconds()), append(r.floorCPUs, f.cpu.Seconds())
 	}
 	after, err := snapshots(roots...)
 	if err != nil {
@@ -178,9 +185,9 @@ func (b *bench) rowNoop() ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fixed := median(base.walls)
+	fixed, floorFixed := median(base.walls), median(base.floorWalls)
 	var out []result
-	per := map[int][]float64{}
+	per, floorPer := map[int][]float64{}, map[int][]float64{}
 	forks, writes := base.forks, slices.Clone(base.writes)
 	var forkEx, rtWrites []string
 	forkEx = append(forkEx, base.forkEx...)
@@ -193,8 +200,9 @@ func (b *bench) rowNoop() ([]result, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, wall := range r.walls {
+		for i, wall := range r.walls {
 			per[n] = append(per[n], (wall-fixed)/float64(n))
+			floorPer[n] = append(floorPer[n], (r.floorWalls[i]-floorFixed)/float64(n))
 		}
 		if n == b.sz.rssN {
 			b.rssReconcile = append(b.rssReconcile, r.rss...)
@@ -216,6 +224,12 @@ func (b *bench) rowNoop() ([]result, error) {
 			row:  fmt.Sprintf("no-op `reconcile --once`, per profile, N=%d (process)", n),
 			goal: "≤ 25 µs", median: fmtSec(m), spread: fmtSpread(spreadPct(per[n])),
 			verdict: b.judge(m <= 25e-6 && len(r.exits) == 1 && r.exits[0] > 0), notes: notes,
+		}, result{
+			row:  fmt.Sprintf("no-op floor: the same 22 syscalls a profile in Go and nothing else, N=%d (process, reference)", n),
+			goal: "none (what the row above can approach)", median: fmtSec(median(floorPer[n])), spread: fmtSpread(spreadPct(floorPer[n])),
+			verdict: "info",
+			notes: fmt.Sprintf("whole process %s wall, %s CPU; start-up (N=1) %s; run after each controller run; the controller costs %.2f× the floor a profile",
+				fmtSec(median(r.floorWalls)), fmtSec(median(r.floorCPUs)), fmtSec(floorFixed), m/median(floorPer[n])),
 		})
 	}
 	lo, hi := b.sz.noopN[0], b.sz.noopN[1]
