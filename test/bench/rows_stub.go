@@ -564,6 +564,11 @@ func (b *bench) rowWrites() ([]result, error) {
 	}
 	forks, forkEx := b.e.forksSince(mark)
 	changes := diff(before, after)
+	d.stop()
+	floor, err := b.writesFloor(w)
+	if err != nil {
+		return nil, fmt.Errorf("event floor under the writers: %w", err)
+	}
 	m := median(fracs)
 	notes := fmt.Sprintf("%d windows of %s, %d state writes in all, resync %s", len(fracs), b.sz.writesWindow, writes, b.sz.writesResync)
 	if !quiet {
@@ -580,10 +585,44 @@ func (b *bench) rowWrites() ([]result, error) {
 	return []result{
 		{row: row + ": CPU", goal: "≤ 3 % of a core", median: fmtPct(m), spread: fmtSpread(spreadPct(fracs)),
 			verdict: b.judge(m <= 0.03), notes: notes},
+		{row: row + ": the event floor under the same writers (process, reference)", goal: "none (what the row above can approach)",
+			median: fmtPct(median(floor)), spread: fmtSpread(spreadPct(floor)), verdict: "info",
+			notes: fmt.Sprintf("the bare Go watcher of the event row, started after `run` stopped, %d windows of %s; the controller costs %.1f× the floor",
+				len(floor), b.sz.writesWindow, m/median(floor))},
 		{row: row + ": forks and actions", goal: "0 forks, no actions",
 			median:  fmt.Sprintf("%d forks, %d scandir changes", forks, len(changes)),
 			verdict: b.judge(forks == 0 && len(changes) == 0), notes: actNotes},
 	}, nil
+}
+
+// writesFloor runs the event floor on w under the writes row's gateways and returns its CPU
+// fraction per window.
+func (b *bench) writesFloor(w *world) ([]float64, error) {
+	f, err := w.startFloor()
+	if err != nil {
+		return nil, err
+	}
+	defer f.stop()
+	if _, err := f.waitQuiet(b.sz.quietWait); err != nil {
+		return nil, err
+	}
+	var fracs []float64
+	for range b.sz.runs {
+		c0, err := f.cpu()
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		if _, err := b.gateways(w, b.sz.writesWindow); err != nil {
+			return nil, err
+		}
+		c1, err := f.cpu()
+		if err != nil {
+			return nil, err
+		}
+		fracs = append(fracs, (c1-c0).Seconds()/time.Since(t0).Seconds())
+	}
+	return fracs, nil
 }
 
 // gateways runs b.sz.writers fake gateways on the first named profiles of w for window, each
