@@ -202,7 +202,7 @@ func (d *Dir) ReadOwnFile(name string, limit int64, buf []byte) ([]byte, error) 
 	}
 	buf = buf[:limit+1]
 	n, err := unix.Read(fd, buf)
-	for err == unix.EINTR {
+	for errors.Is(err, unix.EINTR) {
 		n, err = unix.Read(fd, buf)
 	}
 	if err == nil && n > 0 && int64(n) <= limit {
