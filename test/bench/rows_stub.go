@@ -314,19 +314,9 @@ func (b *bench) rowIdle() ([]result, error) {
 	}
 	mark := b.e.forkMark()
 	window := 2 * resync
-	var fracs []float64
-	for range b.sz.runs {
-		c0, err := d.cpu()
-		if err != nil {
-			return nil, err
-		}
-		t0 := time.Now()
-		time.Sleep(window)
-		c1, err := d.cpu()
-		if err != nil {
-			return nil, err
-		}
-		fracs = append(fracs, (c1-c0).Seconds()/time.Since(t0).Seconds())
+	fracs, err := cpuFractions(d, b.sz.runs, func() error { time.Sleep(window); return nil })
+	if err != nil {
+		return nil, err
 	}
 	after, err := snapshots(roots...)
 	if err != nil {
@@ -539,24 +529,14 @@ func (b *bench) rowWrites() ([]result, error) {
 		return nil, err
 	}
 	mark := b.e.forkMark()
-	var fracs []float64
 	writes := 0
-	for range b.sz.runs {
-		c0, err := d.cpu()
-		if err != nil {
-			return nil, err
-		}
-		t0 := time.Now()
+	fracs, err := cpuFractions(d, b.sz.runs, func() error {
 		k, err := b.gateways(w, b.sz.writesWindow)
-		if err != nil {
-			return nil, err
-		}
 		writes += k
-		c1, err := d.cpu()
-		if err != nil {
-			return nil, err
-		}
-		fracs = append(fracs, (c1-c0).Seconds()/time.Since(t0).Seconds())
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	after, err := snapshot(w.scandir)
 	if err != nil {
@@ -606,17 +586,26 @@ func (b *bench) writesFloor(w *world) ([]float64, error) {
 	if _, err := f.waitQuiet(b.sz.quietWait); err != nil {
 		return nil, err
 	}
+	return cpuFractions(f, b.sz.runs, func() error {
+		_, err := b.gateways(w, b.sz.writesWindow)
+		return err
+	})
+}
+
+// cpuFractions is d's CPU over elapsed time in each of runs windows, a window being one call
+// of during.
+func cpuFractions(d *daemon, runs int, during func() error) ([]float64, error) {
 	var fracs []float64
-	for range b.sz.runs {
-		c0, err := f.cpu()
+	for range runs {
+		c0, err := d.cpu()
 		if err != nil {
 			return nil, err
 		}
 		t0 := time.Now()
-		if _, err := b.gateways(w, b.sz.writesWindow); err != nil {
+		if err := during(); err != nil {
 			return nil, err
 		}
-		c1, err := f.cpu()
+		c1, err := d.cpu()
 		if err != nil {
 			return nil, err
 		}
