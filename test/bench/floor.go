@@ -283,7 +283,8 @@ func noopFloorMain(home, scandir, memory string) error {
 	if _, err := os.ReadDir(memory); err != nil {
 		return err
 	}
-	all := append([]string{"default"}, make([]string, 0, len(names))...)
+	all := make([]string, 0, len(names)+1)
+	all = append(all, "default")
 	for _, e := range names {
 		all = append(all, e.Name())
 	}
@@ -298,6 +299,7 @@ func noopFloorMain(home, scandir, memory string) error {
 		}
 		p := hd
 		if name != "default" {
+			var err error
 			if p, err = unix.Openat(pd, name, dirFlags, 0); err != nil {
 				failed.Add(1)
 				return
